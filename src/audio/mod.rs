@@ -1,0 +1,267 @@
+//! Audio decoding: WAV bytes (via hound) to `f32` samples, channel mix-down, level statistics.
+//!
+//! Accepts 8/16/24/32-bit integer PCM and 32-bit float, any channel count, any sample rate.
+//! Integer samples are scaled by `2^(bits-1)` (16-bit: `x / 32768`, as librosa and soundfile do),
+//! so features computed on the result match librosa's. Every failure is an [`AudioError`] that
+//! says what is wrong with the file; nothing here panics on bad input.
+
+use std::io::Cursor;
+use std::path::Path;
+
+/// What can be wrong with an audio file.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("cannot read file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a WAV file ({0})")]
+    NotWav(String),
+    #[error("unsupported WAV encoding ({0})")]
+    Unsupported(String),
+    #[error("truncated: header declares {declared} samples, file holds {found}")]
+    Truncated { declared: usize, found: usize },
+    #[error("empty: no audio samples")]
+    Empty,
+    #[error("non-finite sample (NaN or Inf) at sample {index}")]
+    NonFinite { index: usize },
+}
+
+/// Decoded audio, samples interleaved by channel and scaled to [-1, 1].
+#[derive(Debug, Clone)]
+pub struct Audio {
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub bits: u16,
+    pub is_float: bool,
+    pub samples: Vec<f32>,
+}
+
+impl Audio {
+    /// Number of frames (samples per channel).
+    pub fn frames(&self) -> usize {
+        self.samples.len() / self.channels.max(1) as usize
+    }
+
+    /// Duration in seconds.
+    pub fn duration(&self) -> f64 {
+        self.frames() as f64 / self.sample_rate as f64
+    }
+
+    /// Mix down to mono by averaging channels (librosa's `to_mono`).
+    pub fn to_mono(&self) -> Vec<f32> {
+        let ch = self.channels.max(1) as usize;
+        if ch == 1 {
+            return self.samples.clone();
+        }
+        self.samples
+            .chunks_exact(ch)
+            .map(|f| f.iter().sum::<f32>() / ch as f32)
+            .collect()
+    }
+
+    /// Largest absolute sample value.
+    pub fn peak(&self) -> f32 {
+        self.samples.iter().fold(0.0f32, |m, &x| m.max(x.abs()))
+    }
+}
+
+/// Read and decode a WAV file.
+pub fn read_wav(path: &Path) -> Result<Audio, AudioError> {
+    decode_wav(&std::fs::read(path)?)
+}
+
+/// Decode WAV bytes.
+pub fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioError> {
+    let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(header_error)?;
+    let spec = reader.spec();
+    let declared = reader.len() as usize;
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => {
+            if spec.bits_per_sample != 32 {
+                return Err(AudioError::Unsupported(format!(
+                    "{}-bit float",
+                    spec.bits_per_sample
+                )));
+            }
+            collect(reader.into_samples::<f32>(), declared, |x| x)?
+        }
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            collect(reader.into_samples::<i32>(), declared, |x| x as f32 * scale)?
+        }
+    };
+    if samples.is_empty() {
+        return Err(AudioError::Empty);
+    }
+    if let Some(index) = samples.iter().position(|x| !x.is_finite()) {
+        return Err(AudioError::NonFinite { index });
+    }
+    Ok(Audio {
+        sample_rate: spec.sample_rate,
+        channels: spec.channels,
+        bits: spec.bits_per_sample,
+        is_float: spec.sample_format == hound::SampleFormat::Float,
+        samples,
+    })
+}
+
+fn collect<S, I, F>(iter: I, declared: usize, convert: F) -> Result<Vec<f32>, AudioError>
+where
+    I: Iterator<Item = hound::Result<S>>,
+    F: Fn(S) -> f32,
+{
+    let mut out = Vec::with_capacity(declared);
+    for s in iter {
+        match s {
+            Ok(v) => out.push(convert(v)),
+            // After a valid header, any read failure (hound: "Failed to read enough bytes", or
+            // EOF) means the data chunk is cut short.
+            Err(_) => {
+                return Err(AudioError::Truncated {
+                    declared,
+                    found: out.len(),
+                })
+            }
+        }
+    }
+    if out.len() < declared {
+        return Err(AudioError::Truncated {
+            declared,
+            found: out.len(),
+        });
+    }
+    Ok(out)
+}
+
+fn header_error(e: hound::Error) -> AudioError {
+    match e {
+        hound::Error::FormatError(m) => AudioError::NotWav(m.to_string()),
+        hound::Error::Unsupported => AudioError::Unsupported("not PCM or IEEE float".into()),
+        hound::Error::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            AudioError::NotWav("file ends inside the header".into())
+        }
+        hound::Error::IoError(e) => AudioError::Io(e),
+        other => AudioError::Unsupported(other.to_string()),
+    }
+}
+
+/// Write mono `f32` samples as 16-bit PCM WAV (clipped to [-1, 1]), atomically.
+pub fn write_wav_i16(path: &Path, samples: &[f32], sample_rate: u32) -> anyhow::Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut buf = Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
+    {
+        let mut w = hound::WavWriter::new(&mut buf, spec)?;
+        for &x in samples {
+            w.write_sample((x.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
+        }
+        w.finalize()?;
+    }
+    crate::util::atomic_write_bytes(path, buf.get_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav_bytes(
+        spec: hound::WavSpec,
+        write: impl Fn(&mut hound::WavWriter<&mut Cursor<Vec<u8>>>),
+    ) -> Vec<u8> {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut w = hound::WavWriter::new(&mut buf, spec).unwrap();
+            write(&mut w);
+            w.finalize().unwrap();
+        }
+        buf.into_inner()
+    }
+
+    fn spec(channels: u16, bits: u16, float: bool) -> hound::WavSpec {
+        hound::WavSpec {
+            channels,
+            sample_rate: 16000,
+            bits_per_sample: bits,
+            sample_format: if float {
+                hound::SampleFormat::Float
+            } else {
+                hound::SampleFormat::Int
+            },
+        }
+    }
+
+    #[test]
+    fn scales_every_bit_depth_to_unit_range() {
+        let b16 = wav_bytes(spec(1, 16, false), |w| {
+            w.write_sample(-32768i16).unwrap();
+            w.write_sample(16384i16).unwrap();
+        });
+        assert_eq!(decode_wav(&b16).unwrap().samples, vec![-1.0, 0.5]);
+        let b24 = wav_bytes(spec(1, 24, false), |w| {
+            w.write_sample(-8_388_608i32).unwrap();
+            w.write_sample(4_194_304i32).unwrap();
+        });
+        assert_eq!(decode_wav(&b24).unwrap().samples, vec![-1.0, 0.5]);
+        let b8 = wav_bytes(spec(1, 8, false), |w| {
+            w.write_sample(-128i8).unwrap();
+            w.write_sample(64i8).unwrap();
+        });
+        assert_eq!(decode_wav(&b8).unwrap().samples, vec![-1.0, 0.5]);
+        let f32b = wav_bytes(spec(1, 32, true), |w| {
+            w.write_sample(0.25f32).unwrap();
+        });
+        let a = decode_wav(&f32b).unwrap();
+        assert!(a.is_float);
+        assert_eq!(a.samples, vec![0.25]);
+    }
+
+    #[test]
+    fn stereo_mixes_down_by_mean() {
+        let b = wav_bytes(spec(2, 16, false), |w| {
+            for _ in 0..3 {
+                w.write_sample(16384i16).unwrap();
+                w.write_sample(0i16).unwrap();
+            }
+        });
+        let a = decode_wav(&b).unwrap();
+        assert_eq!(a.frames(), 3);
+        assert_eq!(a.to_mono(), vec![0.25; 3]);
+    }
+
+    #[test]
+    fn bad_inputs_name_the_problem() {
+        assert!(matches!(
+            decode_wav(b"hello world, not audio"),
+            Err(AudioError::NotWav(_))
+        ));
+        let b = wav_bytes(spec(1, 16, false), |w| {
+            for i in 0..100 {
+                w.write_sample(i as i16).unwrap();
+            }
+        });
+        let err = decode_wav(&b[..b.len() - 50]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AudioError::Truncated {
+                    declared: 100,
+                    found: 75
+                }
+            ),
+            "{err}"
+        );
+        let empty = wav_bytes(spec(1, 16, false), |_| {});
+        assert!(matches!(decode_wav(&empty), Err(AudioError::Empty)));
+        let nan = wav_bytes(spec(1, 32, true), |w| {
+            w.write_sample(0.1f32).unwrap();
+            w.write_sample(f32::NAN).unwrap();
+        });
+        assert!(matches!(
+            decode_wav(&nan),
+            Err(AudioError::NonFinite { index: 1 })
+        ));
+    }
+}

@@ -1,0 +1,143 @@
+//! Parse YAML once into validated, typed structs, with errors a user can act on.
+//!
+//! Every config type derives `Deserialize` with `deny_unknown_fields`; [`load_yaml`] reports a
+//! failure as [`ConfigError`]: the file, the key path (`db.top_db`), what is wrong, and for an
+//! unknown key the closest known one ("did you mean `top_db`?"). Semantic checks after parsing
+//! return the same error type through [`ConfigError::invalid`].
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::de::DeserializeOwned;
+
+/// A config file that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}{}{}", file.display(), key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default(), message, hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ConfigError {
+    /// A semantic error found after parsing.
+    pub fn invalid(file: &Path, key: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            key: Some(key.to_string()),
+            message: message.into(),
+            hint: None,
+        }
+    }
+}
+
+/// Read and parse a YAML file into `T`.
+pub fn load_yaml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        key: None,
+        message: format!("cannot read: {e}"),
+        hint: None,
+    })?;
+    parse_yaml(path, &text)
+}
+
+/// Parse YAML text (named `path` in errors) into `T`.
+pub fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        let hint = did_you_mean(&message);
+        ConfigError {
+            file: path.to_path_buf(),
+            key: (key != "." && !key.is_empty()).then_some(key),
+            message: strip_location(&message),
+            hint,
+        }
+    })
+}
+
+static UNKNOWN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"unknown (?:field|variant) `([^`]*)`, expected (.*)").unwrap());
+static TICKED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"`([^`]*)`").unwrap());
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`", the closest expected name.
+fn did_you_mean(message: &str) -> Option<String> {
+    let c = UNKNOWN.captures(message)?;
+    let given = &c[1];
+    let best = TICKED
+        .captures_iter(&c[2])
+        .map(|m| m[1].to_string())
+        .min_by_key(|cand| edit_distance(given, cand))?;
+    (edit_distance(given, &best) <= given.len().max(3) / 2 + 1)
+        .then(|| format!("did you mean `{best}`?"))
+}
+
+/// serde_yaml appends " at line L column C"; keep it, it helps, but drop duplicated prefixes.
+fn strip_location(message: &str) -> String {
+    message.trim().to_string()
+}
+
+/// Levenshtein distance.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        top_db: Option<f32>,
+        amin: f32,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        hop: usize,
+        db: Inner,
+    }
+
+    #[test]
+    fn unknown_key_names_path_and_suggests() {
+        let e = parse_yaml::<Outer>(Path::new("p.yaml"), "hop: 3\ndb: {amin: 1, topdb: 80}\n")
+            .unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("p.yaml: key `db.topdb`"), "{s}");
+        assert!(s.contains("did you mean `top_db`?"), "{s}");
+    }
+
+    #[test]
+    fn wrong_type_names_path() {
+        let e = parse_yaml::<Outer>(Path::new("p.yaml"), "hop: many\ndb: {amin: 1}\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("hop"));
+        assert!(e.message.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn distance() {
+        assert_eq!(edit_distance("hop_len", "hop"), 4);
+        assert_eq!(edit_distance("nmels", "n_mels"), 1);
+    }
+}

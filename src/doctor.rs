@@ -1,0 +1,116 @@
+//! `emolab doctor`: what this build and this machine give emolab to work with.
+
+use serde::Serialize;
+
+/// Versions, compute device and folders.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub emolab: String,
+    pub tch: String,
+    pub libtorch: String,
+    pub libtorch_dir: String,
+    pub device: String,
+    pub cuda_available: bool,
+    pub cuda_devices: i64,
+    pub cudnn: bool,
+    pub gpu_names: Vec<String>,
+    pub cpu_cores: usize,
+    pub torch_threads: i32,
+    pub rayon_threads: usize,
+    pub mkl: bool,
+    pub openmp: bool,
+    pub cache_dir: String,
+    pub results_dir: String,
+}
+
+/// Where the feature cache lives (`EMOLAB_CACHE`, default `data/cache`).
+pub fn cache_dir() -> std::path::PathBuf {
+    std::env::var_os("EMOLAB_CACHE")
+        .map(Into::into)
+        .unwrap_or_else(|| "data/cache".into())
+}
+
+/// Where run folders go (`EMOLAB_RESULTS`, default `results`).
+pub fn results_dir() -> std::path::PathBuf {
+    std::env::var_os("EMOLAB_RESULTS")
+        .map(Into::into)
+        .unwrap_or_else(|| "results".into())
+}
+
+/// Names of the GPUs, from `nvidia-smi` when it is installed (tch exposes no device names).
+fn gpu_names() -> Vec<String> {
+    std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name", "--format=csv,noheader"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn report() -> Report {
+    let cuda = tch::Cuda::is_available();
+    let n = if cuda { tch::Cuda::device_count() } else { 0 };
+    let names = if cuda { gpu_names() } else { Vec::new() };
+    let device = if cuda {
+        format!(
+            "cuda ({} device{}{})",
+            n,
+            if n == 1 { "" } else { "s" },
+            names.first().map(|s| format!(": {s}")).unwrap_or_default()
+        )
+    } else {
+        "cpu".into()
+    };
+    let abs = |p: std::path::PathBuf| std::path::absolute(&p).unwrap_or(p).display().to_string();
+    Report {
+        emolab: env!("CARGO_PKG_VERSION").into(),
+        tch: env!("EMOLAB_TCH_VERSION").into(),
+        libtorch: env!("EMOLAB_LIBTORCH_VERSION").into(),
+        libtorch_dir: env!("EMOLAB_LIBTORCH_DIR").into(),
+        device,
+        cuda_available: cuda,
+        cuda_devices: n,
+        cudnn: tch::Cuda::cudnn_is_available(),
+        gpu_names: names,
+        cpu_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        torch_threads: tch::get_num_threads(),
+        rayon_threads: rayon::current_num_threads(),
+        mkl: tch::utils::has_mkl(),
+        openmp: tch::utils::has_openmp(),
+        cache_dir: abs(cache_dir()),
+        results_dir: abs(results_dir()),
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "emolab        {}", self.emolab)?;
+        writeln!(f, "tch           {}", self.tch)?;
+        writeln!(f, "libtorch      {} ({})", self.libtorch, self.libtorch_dir)?;
+        writeln!(f, "device        {}", self.device)?;
+        writeln!(
+            f,
+            "cuda          {} (cudnn: {})",
+            if self.cuda_available {
+                "available"
+            } else {
+                "not available"
+            },
+            if self.cudnn { "yes" } else { "no" }
+        )?;
+        writeln!(
+            f,
+            "threads       {} cores; torch {}, rayon {} (mkl: {}, openmp: {})",
+            self.cpu_cores, self.torch_threads, self.rayon_threads, self.mkl, self.openmp
+        )?;
+        writeln!(f, "cache         {}", self.cache_dir)?;
+        write!(f, "results       {}", self.results_dir)
+    }
+}

@@ -1,0 +1,367 @@
+//! High-quality band-limited resampling built on rubato's windowed-sinc interpolator.
+//!
+//! Filters are rubato's (256 taps, Blackman-Harris² window, cutoff from
+//! `rubato::calculate_cutoff`, scaled by the ratio when downsampling). rubato's chunked
+//! `SincFixedIn` starts its read position at a fixed offset, so its output is shifted by a
+//! *fractional*, ratio-dependent number of samples (`output_delay()` does not describe it)
+//! that cannot be undone by dropping whole output samples. We therefore drive rubato's sinc
+//! interpolator directly over the whole zero-padded signal and evaluate output sample `m`
+//! exactly at input time `m · from_sr / to_sr`:
+//!
+//! * **Rational mode** — integer rates whose reduced ratio `P / Q` has `Q <= 1024` phases
+//!   (22 050 → 16 000 is 441 / 320): the filter bank holds exactly the `Q` phases ever needed,
+//!   so each output sample is a single 256-tap dot product with no interpolation error.
+//! * **Arbitrary mode** — any other ratio (e.g. `sr / rate` in pitch shifting): 128
+//!   oversampled phases and cubic interpolation between the four nearest ones (interpolation
+//!   error below −120 dB for band-limited content).
+//!
+//! The output has exactly `round(len · to_sr / from_sr)` samples (or any requested length) and
+//! equal rates are a plain copy. [`resample`] keeps a small per-thread cache of resamplers, as
+//! building a filter bank costs about as much as resampling a few seconds of audio.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+#[cfg(target_arch = "x86_64")]
+use rubato::sinc_interpolator::sinc_interpolator_avx::AvxInterpolator;
+#[cfg(target_arch = "x86_64")]
+use rubato::sinc_interpolator::sinc_interpolator_sse::SseInterpolator;
+use rubato::sinc_interpolator::{ScalarInterpolator, SincInterpolator};
+use rubato::{calculate_cutoff, WindowFunction};
+
+use super::error::DspError;
+
+/// Length of the interpolation filter, in input samples.
+pub const SINC_LEN: usize = 256;
+/// Oversampling factor (filter phases) of the arbitrary-ratio mode.
+pub const OVERSAMPLING: usize = 128;
+/// Largest number of exact phases the rational mode precomputes.
+pub const MAX_RATIONAL_PHASES: usize = 1024;
+/// Window applied to the sinc.
+const WINDOW: WindowFunction = WindowFunction::BlackmanHarris2;
+/// Resamplers kept per thread by [`resample`].
+const CACHE_SIZE: usize = 8;
+
+/// How output times map onto filter phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `from / to = p / q` in lowest terms with `q` phases: output `m` is at input time
+    /// `m·p / q`, whose fractional part `(m·p mod q) / q` is always an exact filter phase.
+    Rational { p: u64, q: u64 },
+    /// Cubic interpolation between [`OVERSAMPLING`] phases.
+    Arbitrary,
+}
+
+/// A resampler for one fixed pair of rates. Construction builds the filter bank (a few ms for
+/// rational ratios with hundreds of phases); reuse it for many signals with the same rates.
+/// It is `Send` (not `Sync`).
+pub struct SincResampler {
+    from_sr: f64,
+    to_sr: f64,
+    /// `None` when the rates are equal (pass-through).
+    filter: Option<(Mode, Box<dyn SincInterpolator<f32>>)>,
+}
+
+impl std::fmt::Debug for SincResampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SincResampler")
+            .field("from_sr", &self.from_sr)
+            .field("to_sr", &self.to_sr)
+            .field("mode", &self.filter.as_ref().map(|(m, _)| *m))
+            .finish_non_exhaustive()
+    }
+}
+
+fn make_interpolator(ratio: f64, phases: usize) -> Box<dyn SincInterpolator<f32>> {
+    let base_cutoff: f32 = calculate_cutoff(SINC_LEN, WINDOW);
+    // The cutoff is relative to the lower of the two Nyquist frequencies.
+    let cutoff = if ratio >= 1.0 {
+        base_cutoff
+    } else {
+        base_cutoff * ratio as f32
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let Ok(i) = AvxInterpolator::<f32>::new(SINC_LEN, phases, cutoff, WINDOW) {
+            return Box::new(i);
+        }
+        if let Ok(i) = SseInterpolator::<f32>::new(SINC_LEN, phases, cutoff, WINDOW) {
+            return Box::new(i);
+        }
+    }
+    Box::new(ScalarInterpolator::<f32>::new(
+        SINC_LEN, phases, cutoff, WINDOW,
+    ))
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// `from / to` in lowest terms when both rates are integers and the ratio needs at most
+/// [`MAX_RATIONAL_PHASES`] phases.
+fn rational_mode(from_sr: f64, to_sr: f64) -> Option<Mode> {
+    let is_int = |v: f64| v.fract() == 0.0 && v <= u32::MAX as f64;
+    if !(is_int(from_sr) && is_int(to_sr)) {
+        return None;
+    }
+    let (from, to) = (from_sr as u64, to_sr as u64);
+    let g = gcd(from, to);
+    let (p, q) = (from / g, to / g);
+    (q as usize <= MAX_RATIONAL_PHASES).then_some(Mode::Rational { p, q })
+}
+
+/// Cubic polynomial through points at x = -1, 0, 1, 2, evaluated at `x` in [0, 1)
+/// (the same formula rubato uses between oversampled sinc points).
+#[inline]
+fn interp_cubic(x: f32, y: &[f32; 4]) -> f32 {
+    let a0 = y[1];
+    let a1 = -(1.0 / 3.0) * y[0] - 0.5 * y[1] + y[2] - (1.0 / 6.0) * y[3];
+    let a2 = 0.5 * (y[0] + y[2]) - y[1];
+    let a3 = 0.5 * (y[1] - y[2]) + (1.0 / 6.0) * (y[3] - y[0]);
+    a0 + x * (a1 + x * (a2 + x * a3))
+}
+
+impl SincResampler {
+    /// Resampler from `from_sr` to `to_sr` (Hz; any positive finite values, e.g. `sr / rate`).
+    pub fn new(from_sr: f64, to_sr: f64) -> Result<Self, DspError> {
+        for (name, v) in [("from_sr", from_sr), ("to_sr", to_sr)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(DspError::invalid(
+                    name,
+                    format!("must be finite and > 0, got {v}"),
+                ));
+            }
+        }
+        let filter = if from_sr == to_sr {
+            None
+        } else {
+            let mode = rational_mode(from_sr, to_sr).unwrap_or(Mode::Arbitrary);
+            let phases = match mode {
+                Mode::Rational { q, .. } => q as usize,
+                Mode::Arbitrary => OVERSAMPLING,
+            };
+            Some((mode, make_interpolator(to_sr / from_sr, phases)))
+        };
+        Ok(SincResampler {
+            from_sr,
+            to_sr,
+            filter,
+        })
+    }
+
+    /// Output/input rate ratio.
+    pub fn ratio(&self) -> f64 {
+        self.to_sr / self.from_sr
+    }
+
+    /// Whether every output sample is an exact filter phase (integer rates with at most
+    /// [`MAX_RATIONAL_PHASES`] phases); otherwise phases are interpolated.
+    pub fn is_exact(&self) -> bool {
+        !matches!(self.filter, Some((Mode::Arbitrary, _)))
+    }
+
+    /// `round(len · to_sr / from_sr)`.
+    pub fn output_len(&self, input_len: usize) -> usize {
+        (input_len as f64 * self.to_sr / self.from_sr).round() as usize
+    }
+
+    /// Resamples `y` to [`Self::output_len`]`(y.len())` samples.
+    pub fn process(&self, y: &[f32]) -> Vec<f32> {
+        self.process_to_len(y, self.output_len(y.len()))
+    }
+
+    /// Resamples `y` and returns exactly `n_out` samples (output sample `m` is the signal at
+    /// input time `m · from_sr / to_sr`; the signal is zero outside `y`).
+    pub fn process_to_len(&self, y: &[f32], n_out: usize) -> Vec<f32> {
+        let Some((mode, interp)) = &self.filter else {
+            let mut out = y[..n_out.min(y.len())].to_vec();
+            out.resize(n_out, 0.0);
+            return out;
+        };
+        if n_out == 0 {
+            return Vec::new();
+        }
+        let taps = interp.len();
+        let half = taps / 2;
+        // rubato's point (index, phase) with `phases` phases sits at buffer time
+        // index + taps/2 - 1 + (phase + 1) / phases; `taps` leading zeros put input time t at
+        // buffer time t + taps.
+        let last_t = ((n_out - 1) as f64 * self.from_sr / self.to_sr).ceil() as usize;
+        let mut buf = vec![0.0f32; taps + last_t.max(y.len()) + taps + 4];
+        buf[taps..taps + y.len()].copy_from_slice(y);
+
+        let mut out = Vec::with_capacity(n_out);
+        match *mode {
+            Mode::Rational { p, q } => {
+                for m in 0..n_out as u64 {
+                    let (whole, frac) = ((m * p / q) as usize, m * p % q);
+                    // index + (phase + 1) / q = whole + frac / q + half + 1
+                    let (index, phase) = if frac == 0 {
+                        (whole + half, q - 1)
+                    } else {
+                        (whole + half + 1, frac - 1)
+                    };
+                    out.push(interp.get_sinc_interpolated(&buf, index, phase as usize));
+                }
+            }
+            Mode::Arbitrary => {
+                let phases = interp.nbr_sincs();
+                let phases_i = phases as isize;
+                let step = self.from_sr / self.to_sr;
+                let offset = half as f64 + 1.0 - 1.0 / phases as f64;
+                let mut points = [0.0f32; 4];
+                for m in 0..n_out {
+                    let idx = m as f64 * step + offset;
+                    let base = idx.floor();
+                    let scaled = (idx - base) * phases as f64;
+                    let phase0 = scaled.floor() as isize;
+                    let x = (scaled - scaled.floor()) as f32;
+                    for (k, p) in points.iter_mut().enumerate() {
+                        let mut index = base as isize;
+                        let mut phase = phase0 + k as isize - 1;
+                        if phase < 0 {
+                            phase += phases_i;
+                            index -= 1;
+                        } else if phase >= phases_i {
+                            phase -= phases_i;
+                            index += 1;
+                        }
+                        *p = interp.get_sinc_interpolated(&buf, index as usize, phase as usize);
+                    }
+                    out.push(interp_cubic(x, &points));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Per-thread cache entries: `((from_sr, to_sr), resampler)`, oldest first.
+type Cache = Vec<((u32, u32), Rc<SincResampler>)>;
+
+thread_local! {
+    /// Most recently built resamplers of this thread.
+    static CACHE: RefCell<Cache> = const { RefCell::new(Vec::new()) };
+}
+
+/// Resamples `y` from `from_sr` to `to_sr` Hz, returning exactly `round(len · to / from)`
+/// time-aligned samples (a copy when the rates are equal). Resamplers are cached per thread.
+pub fn resample(y: &[f32], from_sr: u32, to_sr: u32) -> Result<Vec<f32>, DspError> {
+    if from_sr == to_sr && from_sr > 0 {
+        return Ok(y.to_vec());
+    }
+    let key = (from_sr, to_sr);
+    let cached = CACHE.with(|c| {
+        let c = c.borrow();
+        c.iter().find(|(k, _)| *k == key).map(|(_, r)| Rc::clone(r))
+    });
+    let resampler = match cached {
+        Some(r) => r,
+        None => {
+            let r = Rc::new(SincResampler::new(from_sr as f64, to_sr as f64)?);
+            CACHE.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.len() == CACHE_SIZE {
+                    c.remove(0);
+                }
+                c.push((key, Rc::clone(&r)));
+            });
+            r
+        }
+    };
+    Ok(resampler.process(y))
+}
+
+/// Pads with zeros or truncates `y` to exactly `len` samples (`librosa.util.fix_length`).
+pub fn fix_length(mut y: Vec<f32>, len: usize) -> Vec<f32> {
+    y.resize(len, 0.0);
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sine(freq: f64, sr: f64, len: usize, phase: f64) -> Vec<f32> {
+        (0..len)
+            .map(|i| (2.0 * std::f64::consts::PI * freq * i as f64 / sr + phase).sin() as f32)
+            .collect()
+    }
+
+    #[test]
+    fn lengths_and_passthrough() {
+        let y = sine(440.0, 22050.0, 44100, 0.0);
+        assert_eq!(resample(&y, 22050, 16000).unwrap().len(), 32000);
+        assert_eq!(resample(&y[..1001], 22050, 16000).unwrap().len(), 726); // 726.30
+        assert_eq!(resample(&y[..1003], 22050, 16000).unwrap().len(), 728); // 727.80
+        assert_eq!(resample(&y, 22050, 22050).unwrap(), y);
+        assert!(resample(&[], 22050, 16000).unwrap().is_empty());
+        assert!(resample(&y, 0, 16000).is_err());
+    }
+
+    /// Output sample m must equal the band-limited input at time m / ratio: a sub-sample
+    /// misalignment of 1/1000 input sample would already show up as ~8e-4 error at 3 kHz; the
+    /// measured errors are 3e-7..1.5e-5 (filter ripple and f32 rounding).
+    #[test]
+    fn output_is_time_aligned() {
+        for (from, to, f, exact) in [
+            (22050.0, 16000.0, 3000.0, true),
+            (16000.0, 22050.0, 3000.0, true),
+            (48000.0, 16000.0, 3000.0, true),
+            (8000.0, 16000.0, 2000.0, true),
+            (22050.0, 16001.0, 3000.0, false),
+            (22050.0 / 0.890899, 22050.0, 2500.0, false),
+            (22050.0 / 1.122462, 22050.0, 2500.0, false),
+        ] {
+            let y = sine(f, from, 20000, 0.3);
+            let r = SincResampler::new(from, to).unwrap();
+            assert_eq!(r.is_exact(), exact, "{from}->{to}");
+            let out = r.process(&y);
+            let expect = sine(f, to, out.len(), 0.3);
+            // Away from the edges (filter half-length) the error is the filter's ripple only.
+            let margin = (SINC_LEN as f64 * to / from) as usize;
+            let err = out[margin..out.len() - margin]
+                .iter()
+                .zip(&expect[margin..])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(err < 5e-5, "{from}->{to}: max err {err}");
+        }
+    }
+
+    #[test]
+    fn cache_returns_the_same_result_as_a_fresh_resampler() {
+        let y = sine(440.0, 22050.0, 5000, 0.0);
+        let fresh = SincResampler::new(22050.0, 16000.0).unwrap().process(&y);
+        for _ in 0..3 {
+            assert_eq!(resample(&y, 22050, 16000).unwrap(), fresh);
+        }
+        // More rate pairs than the cache holds still work.
+        for to in 8000..8000 + CACHE_SIZE as u32 + 2 {
+            assert_eq!(
+                resample(&y, 22050, to).unwrap().len(),
+                (5000.0 * to as f64 / 22050.0).round() as usize
+            );
+        }
+    }
+
+    #[test]
+    fn downsampling_removes_content_above_new_nyquist() {
+        // 10 kHz tone at 44.1 kHz resampled to 16 kHz must vanish (it would alias to 6 kHz).
+        let y = sine(10000.0, 44100.0, 44100, 0.0);
+        let out = resample(&y, 44100, 16000).unwrap();
+        let rms = (out[2000..14000].iter().map(|v| v * v).sum::<f32>() / 12000.0).sqrt();
+        assert!(rms < 1e-3, "alias rms {rms}");
+    }
+
+    #[test]
+    fn fix_length_pads_and_truncates() {
+        assert_eq!(fix_length(vec![1.0, 2.0], 3), vec![1.0, 2.0, 0.0]);
+        assert_eq!(fix_length(vec![1.0, 2.0, 3.0], 2), vec![1.0, 2.0]);
+    }
+}

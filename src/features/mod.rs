@@ -1,0 +1,68 @@
+//! Feature stage: waveform → (augmented) log-mel / MFCC frames, cached to Parquet.
+//!
+//! [`dsp`] holds the librosa-exact signal processing; [`pipeline`] the typed YAML config;
+//! [`augment`] the deterministic augmentations; [`frames`] the frame policies; [`stage`] runs it
+//! all over a corpus with rayon into the [`crate::cache`].
+
+pub mod augment;
+pub mod dsp;
+pub mod frames;
+pub mod pipeline;
+pub mod stage;
+
+pub use pipeline::Pipeline;
+pub use stage::{featurize, FeaturizeReport};
+
+use dsp::{DbParams, DbRef, DspError, MelExtractor, MfccTransform};
+
+/// Everything needed to turn one waveform into its feature matrix under a pipeline; built once,
+/// shared by all threads.
+pub struct FeatureExtractor {
+    mel: MelExtractor,
+    db: Option<DbParams>,
+    mfcc: Option<MfccTransform>,
+    frames: pipeline::FramesSpec,
+    n_features: usize,
+}
+
+impl FeatureExtractor {
+    pub fn new(p: &Pipeline) -> Result<Self, DspError> {
+        let db = p.db.as_ref().map(|d| DbParams {
+            reference: match d.reference {
+                pipeline::DbRef::Max => DbRef::Max,
+                pipeline::DbRef::One => DbRef::Value(1.0),
+            },
+            amin: d.amin,
+            top_db: d.top_db,
+        });
+        Ok(FeatureExtractor {
+            mel: MelExtractor::new(p.mel_params())?,
+            db,
+            mfcc: p
+                .mfcc
+                .as_ref()
+                .map(|m| MfccTransform::new(p.n_mels, m.n))
+                .transpose()?,
+            frames: p.frames.clone(),
+            n_features: p.n_features(),
+        })
+    }
+
+    /// Features of mono samples at the pipeline's rate: (frames, frame-major values).
+    pub fn compute(&self, y: &[f32]) -> Result<(usize, Vec<f32>), DspError> {
+        let mut spec = self.mel.power_mel(y);
+        if let Some(db) = &self.db {
+            spec = spec.power_to_db(db)?;
+        }
+        let mut data = match &self.mfcc {
+            Some(t) => t.apply(&spec)?.data,
+            None => spec.data,
+        };
+        let n = frames::apply(&self.frames, &mut data, self.n_features);
+        Ok((n, data))
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+}

@@ -1,0 +1,479 @@
+//! Feature pipelines (`pipelines/*.yaml`): parsed once into a validated [`Pipeline`].
+//!
+//! A pipeline fixes everything that determines a clip's features: sample rate, STFT, mel
+//! filterbank, dB scaling, optional MFCC, the frame policy, and the augmented variants to make.
+//! Its [`Pipeline::feature_key`] (a hash of the fields that shape the output, not of names or
+//! comments) names the cache folder; each augmentation's own parameters extend that key per
+//! variant, so changing one augmentation recomputes only its variants.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::dsp::MelParams;
+use crate::config::{load_yaml, ConfigError};
+
+fn d_n_fft() -> usize {
+    2048
+}
+fn d_hop() -> usize {
+    512
+}
+fn d_true() -> bool {
+    true
+}
+fn d_n_mels() -> usize {
+    128
+}
+fn d_power() -> f32 {
+    2.0
+}
+fn d_one() -> usize {
+    1
+}
+
+/// Window function (librosa's default periodic Hann is the only one offered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    #[default]
+    Hann,
+}
+
+/// Mel filter normalisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Norm {
+    #[default]
+    Slaney,
+    None,
+}
+
+/// dB reference: the clip's maximum (librosa `ref=np.max`) or 1.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DbRef {
+    #[default]
+    Max,
+    One,
+}
+
+/// `power_to_db` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbSpec {
+    #[serde(rename = "ref", default)]
+    pub reference: DbRef,
+    #[serde(default = "DbSpec::d_amin")]
+    pub amin: f32,
+    /// Clip below `max - top_db`; `null` keeps everything.
+    #[serde(default = "DbSpec::d_top_db")]
+    pub top_db: Option<f32>,
+}
+
+impl DbSpec {
+    fn d_amin() -> f32 {
+        1e-10
+    }
+    fn d_top_db() -> Option<f32> {
+        Some(80.0)
+    }
+}
+
+impl Default for DbSpec {
+    fn default() -> Self {
+        DbSpec {
+            reference: DbRef::Max,
+            amin: 1e-10,
+            top_db: Some(80.0),
+        }
+    }
+}
+
+/// MFCC settings: the first `n` DCT-II (ortho) coefficients of the dB mel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfccSpec {
+    pub n: usize,
+}
+
+/// How to bring every clip to a common number of frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameMode {
+    /// Pad shorter clips (at the end) to `size`; keep longer ones.
+    Pad,
+    /// Crop longer clips to their first `size` frames; keep shorter ones.
+    Crop,
+    /// Pad or crop to exactly `size` (the seed's policy).
+    #[default]
+    PadCrop,
+    /// Linear interpolation along time to exactly `size`.
+    Resize,
+    /// Keep every clip's own length.
+    None,
+}
+
+/// Frame policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FramesSpec {
+    #[serde(default)]
+    pub mode: FrameMode,
+    #[serde(default)]
+    pub size: Option<usize>,
+    /// Value written into padded frames. The seed padded with 0 dB (the loudest value), which
+    /// leaks clip length; the dB floor (-top_db) is silence.
+    #[serde(default)]
+    pub pad_value: f32,
+}
+
+impl Default for FramesSpec {
+    fn default() -> Self {
+        FramesSpec {
+            mode: FrameMode::None,
+            size: None,
+            pad_value: 0.0,
+        }
+    }
+}
+
+/// One augmentation and how many copies of each clip it makes. Parameters given as
+/// `[low, high]` are drawn uniformly per copy, deterministically from (clip, variant, seed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Augment {
+    /// Additive white noise at an SNR (dB) relative to the clip's RMS.
+    Noise {
+        snr_db: [f32; 2],
+        #[serde(default = "d_one")]
+        copies: usize,
+    },
+    /// Gain in dB.
+    Gain {
+        db: [f32; 2],
+        #[serde(default = "d_one")]
+        copies: usize,
+    },
+    /// Circular-free time shift by up to `max_s` seconds either way (zero fill).
+    Shift {
+        max_s: f32,
+        #[serde(default = "d_one")]
+        copies: usize,
+    },
+    /// librosa `time_stretch` (phase vocoder) by a rate in the range.
+    TimeStretch {
+        rate: [f32; 2],
+        #[serde(default = "d_one")]
+        copies: usize,
+    },
+    /// librosa `pitch_shift` by semitones in the range.
+    PitchShift {
+        steps: [f32; 2],
+        #[serde(default = "d_one")]
+        copies: usize,
+    },
+}
+
+impl Augment {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Augment::Noise { .. } => "noise",
+            Augment::Gain { .. } => "gain",
+            Augment::Shift { .. } => "shift",
+            Augment::TimeStretch { .. } => "time_stretch",
+            Augment::PitchShift { .. } => "pitch_shift",
+        }
+    }
+
+    pub fn copies(&self) -> usize {
+        match self {
+            Augment::Noise { copies, .. }
+            | Augment::Gain { copies, .. }
+            | Augment::Shift { copies, .. }
+            | Augment::TimeStretch { copies, .. }
+            | Augment::PitchShift { copies, .. } => *copies,
+        }
+    }
+
+    fn range(&self) -> Option<(&'static str, [f32; 2])> {
+        match self {
+            Augment::Noise { snr_db, .. } => Some(("snr_db", *snr_db)),
+            Augment::Gain { db, .. } => Some(("db", *db)),
+            Augment::TimeStretch { rate, .. } => Some(("rate", *rate)),
+            Augment::PitchShift { steps, .. } => Some(("steps", *steps)),
+            Augment::Shift { .. } => None,
+        }
+    }
+}
+
+/// A feature pipeline as written in YAML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Defaults to the file name.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub sample_rate: u32,
+    #[serde(default = "d_n_fft")]
+    pub n_fft: usize,
+    #[serde(default = "d_hop")]
+    pub hop: usize,
+    /// Defaults to n_fft.
+    #[serde(default)]
+    pub win_length: Option<usize>,
+    #[serde(default)]
+    pub window: Window,
+    #[serde(default = "d_true")]
+    pub center: bool,
+    #[serde(default = "d_n_mels")]
+    pub n_mels: usize,
+    #[serde(default)]
+    pub fmin: f32,
+    /// Defaults to sample_rate / 2.
+    #[serde(default)]
+    pub fmax: Option<f32>,
+    #[serde(default)]
+    pub htk: bool,
+    #[serde(default)]
+    pub norm: Norm,
+    #[serde(default = "d_power")]
+    pub power: f32,
+    /// dB scaling; `null` keeps the power (or magnitude) mel.
+    #[serde(default = "Pipeline::d_db")]
+    pub db: Option<DbSpec>,
+    #[serde(default)]
+    pub mfcc: Option<MfccSpec>,
+    #[serde(default)]
+    pub frames: FramesSpec,
+    #[serde(default)]
+    pub augment: Vec<Augment>,
+    /// Seed of the augmentation draws.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Pipeline {
+    fn d_db() -> Option<DbSpec> {
+        Some(DbSpec::default())
+    }
+
+    /// Load and validate a pipeline file.
+    pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
+        let mut p: Pipeline = load_yaml(path)?;
+        if p.name.is_empty() {
+            p.name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pipeline".into());
+        }
+        p.validate(path)?;
+        Ok(p)
+    }
+
+    /// Check values that parse but cannot work.
+    pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, msg: String| Err(ConfigError::invalid(file, key, msg));
+        if let Err(e) = self.mel_params().validate() {
+            return bad("mel", e.to_string());
+        }
+        if let Some(db) = &self.db {
+            if !(db.amin > 0.0) {
+                return bad("db.amin", format!("must be > 0, got {}", db.amin));
+            }
+            if let Some(t) = db.top_db {
+                if !(t > 0.0) {
+                    return bad("db.top_db", format!("must be > 0 or null, got {t}"));
+                }
+            }
+        }
+        if let Some(m) = &self.mfcc {
+            if self.db.is_none() {
+                return bad("mfcc", "MFCC is computed from the dB mel: set `db`".into());
+            }
+            if m.n == 0 || m.n > self.n_mels {
+                return bad(
+                    "mfcc.n",
+                    format!("must be in 1..={} (n_mels), got {}", self.n_mels, m.n),
+                );
+            }
+        }
+        match (self.frames.mode, self.frames.size) {
+            (FrameMode::None, _) => {}
+            (_, None) => {
+                return bad(
+                    "frames.size",
+                    format!("mode {:?} needs a size", self.frames.mode),
+                )
+            }
+            (_, Some(0)) => return bad("frames.size", "must be > 0".into()),
+            _ => {}
+        }
+        for (i, a) in self.augment.iter().enumerate() {
+            let key = format!("augment[{i}]");
+            if a.copies() == 0 {
+                return bad(&format!("{key}.copies"), "must be >= 1".into());
+            }
+            if let Some((name, [lo, hi])) = a.range() {
+                if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                    return bad(
+                        &format!("{key}.{name}"),
+                        format!("[{lo}, {hi}] is not a range low <= high"),
+                    );
+                }
+                if name == "rate" && lo <= 0.0 {
+                    return bad(&format!("{key}.rate"), "rates must be > 0".into());
+                }
+            }
+            if let Augment::Shift { max_s, .. } = a {
+                if !(*max_s >= 0.0) {
+                    return bad(&format!("{key}.max_s"), "must be >= 0".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The DSP parameters of the mel stage.
+    pub fn mel_params(&self) -> MelParams {
+        MelParams {
+            sample_rate: self.sample_rate,
+            n_fft: self.n_fft,
+            hop: self.hop,
+            win_length: self.win_length.unwrap_or(self.n_fft),
+            center: self.center,
+            n_mels: self.n_mels,
+            fmin: self.fmin,
+            fmax: self.fmax,
+            htk: self.htk,
+            slaney_norm: self.norm == Norm::Slaney,
+            power: self.power,
+        }
+    }
+
+    /// Width of one output frame (mels, or MFCC coefficients).
+    pub fn n_features(&self) -> usize {
+        self.mfcc.as_ref().map_or(self.n_mels, |m| m.n)
+    }
+
+    /// Hash of every field that shapes the features of an original clip (not name, description,
+    /// augmentations or seed). Names the cache folder.
+    pub fn feature_key(&self) -> String {
+        let mut shape = self.clone();
+        shape.name.clear();
+        shape.description = None;
+        shape.augment.clear();
+        shape.seed = 0;
+        shape.win_length = Some(self.win_length.unwrap_or(self.n_fft));
+        let json = serde_json::to_string(&shape).expect("serialisable");
+        blake3::hash(json.as_bytes()).to_hex()[..16].to_string()
+    }
+
+    /// All variants of a clip: the original, then each augmentation's copies.
+    pub fn variants(&self) -> Vec<Variant> {
+        let mut out = vec![Variant {
+            name: "original".into(),
+            augment: None,
+            copy: 0,
+            key: "original".into(),
+        }];
+        for a in &self.augment {
+            let spec = serde_json::to_string(a).expect("serialisable");
+            for copy in 0..a.copies() {
+                out.push(Variant {
+                    name: format!("{}#{copy}", a.kind()),
+                    augment: Some(a.clone()),
+                    copy,
+                    key: format!("{spec}|copy={copy}|seed={}", self.seed),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// One variant of a clip (the original or one augmented copy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// `original`, `noise#0`, `pitch_shift#1`, ...
+    pub name: String,
+    pub augment: Option<Augment>,
+    pub copy: usize,
+    /// What, beyond the clip and the pipeline, determines this variant's features.
+    pub key: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Pipeline, ConfigError> {
+        let p: Pipeline = crate::config::parse_yaml(Path::new("t.yaml"), text)?;
+        p.validate(Path::new("t.yaml"))?;
+        Ok(p)
+    }
+
+    #[test]
+    fn defaults_are_librosas() {
+        let p = parse("sample_rate: 16000\n").unwrap();
+        let m = p.mel_params();
+        assert_eq!(
+            (m.n_fft, m.hop, m.win_length, m.n_mels),
+            (2048, 512, 2048, 128)
+        );
+        assert!(m.center && m.slaney_norm && !m.htk);
+        assert_eq!(p.db, Some(DbSpec::default()));
+    }
+
+    #[test]
+    fn errors_name_key_and_suggest() {
+        let e = parse("sample_rate: 16000\nn_mel: 64\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("key `n_mel`") && e.contains("did you mean `n_mels`?"),
+            "{e}"
+        );
+        let e = parse("sample_rate: 16000\ndb: {ref: maximum}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("db.ref") && e.contains("did you mean `max`?"),
+            "{e}"
+        );
+        let e = parse("sample_rate: 16000\naugment: [{type: nois, snr_db: [1, 2]}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `noise`?"), "{e}");
+        let e = parse("sample_rate: 16000\naugment: [{type: gain, db: [3, -3]}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("augment[0].db"), "{e}");
+        let e = parse("sample_rate: 16000\nframes: {mode: pad_crop}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("frames.size"), "{e}");
+        let e = parse("sample_rate: 16000\nmfcc: {n: 200}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mfcc.n"), "{e}");
+    }
+
+    #[test]
+    fn feature_key_ignores_names_and_augmentations_only() {
+        let a = parse("sample_rate: 16000\n").unwrap();
+        let mut b = a.clone();
+        b.name = "other".into();
+        b.augment.push(Augment::Gain {
+            db: [-3.0, 3.0],
+            copies: 2,
+        });
+        assert_eq!(a.feature_key(), b.feature_key());
+        assert_eq!(b.variants().len(), 3);
+        let mut c = a.clone();
+        c.hop = 256;
+        assert_ne!(a.feature_key(), c.feature_key());
+    }
+}

@@ -1,0 +1,193 @@
+//! The feature stage: every clip and augmented variant → cached spectrogram, in parallel.
+//!
+//! Work is grouped by clip (decode and resample once, then every missing variant), spread over
+//! rayon's threads, and flushed to the cache as a new part file every [`FLUSH_ROWS`] rows, so a
+//! killed run keeps what it finished. Clips that fail (unreadable audio, ...) are counted and
+//! listed; the batch goes on.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use rayon::prelude::*;
+
+use super::pipeline::{Pipeline, Variant};
+use super::{augment, dsp, FeatureExtractor};
+use crate::cache::{row_key, Cache, CacheRow};
+use crate::corpus::{ClipRecord, Problem};
+
+/// Rows per part file written by one featurize run.
+pub const FLUSH_ROWS: usize = 1024;
+
+/// What a featurize run did.
+#[derive(Debug, Clone)]
+pub struct FeaturizeReport {
+    pub clips: usize,
+    /// Variants wanted (clips × variants per clip).
+    pub wanted: usize,
+    pub cached: usize,
+    pub computed: usize,
+    pub failed: Vec<Problem>,
+    pub cache_dir: std::path::PathBuf,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for FeaturizeReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} clips, {} variants: {} cached, {} computed, {} skipped in {:.1} s ({:.1} variants/s) → {}",
+            self.clips,
+            self.wanted,
+            self.cached,
+            self.computed,
+            self.failed.len(),
+            self.seconds,
+            self.computed as f64 / self.seconds.max(1e-9),
+            self.cache_dir.display()
+        )?;
+        for p in &self.failed {
+            write!(f, "\n  skipped {}: {}", p.path, p.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// Load a clip as mono at the pipeline's rate.
+pub fn load_clip(path: &Path, sample_rate: u32) -> Result<Vec<f32>, String> {
+    let audio = crate::audio::read_wav(path).map_err(|e| e.to_string())?;
+    let mono = audio.to_mono();
+    Ok(if audio.sample_rate == sample_rate {
+        mono
+    } else {
+        dsp::resample(&mono, audio.sample_rate, sample_rate).map_err(|e| e.to_string())?
+    })
+}
+
+/// The keys of every variant of every clip under this pipeline.
+pub fn wanted_keys(clips: &[ClipRecord], pipeline: &Pipeline) -> HashSet<String> {
+    let variants = pipeline.variants();
+    clips
+        .iter()
+        .flat_map(|c| variants.iter().map(|v| row_key(&c.content_hash, &v.key)))
+        .collect()
+}
+
+/// Compute what is missing from the cache for `clips` under `pipeline`.
+pub fn featurize(
+    clips: &[ClipRecord],
+    pipeline: &Pipeline,
+    cache_root: &Path,
+    progress: bool,
+) -> Result<FeaturizeReport> {
+    let start = Instant::now();
+    let cache = Cache::open(cache_root, &pipeline.feature_key())?;
+    let spec = cache.dir.join("pipeline.yaml");
+    if !spec.exists() {
+        crate::util::atomic_write_bytes(&spec, serde_yaml::to_string(pipeline)?.as_bytes())?;
+    }
+    let present = cache.keys()?;
+    let variants = pipeline.variants();
+    // Per clip, the variants still to compute.
+    let todo: Vec<(&ClipRecord, Vec<&Variant>)> = clips
+        .iter()
+        .map(|c| {
+            let missing = variants
+                .iter()
+                .filter(|v| !present.contains(&row_key(&c.content_hash, &v.key)))
+                .collect::<Vec<_>>();
+            (c, missing)
+        })
+        .filter(|(_, m)| !m.is_empty())
+        .collect();
+    let wanted = clips.len() * variants.len();
+    let missing: usize = todo.iter().map(|(_, m)| m.len()).sum();
+    let extractor = FeatureExtractor::new(pipeline)?;
+    let bar = crate::util::progress_bar(missing as u64, "featurize", progress);
+    let mut computed = 0;
+    let mut failed = Vec::new();
+    let per_chunk = (FLUSH_ROWS / variants.len()).max(1);
+    for chunk in todo.chunks(per_chunk) {
+        let results: Vec<Result<Vec<CacheRow>, Problem>> = chunk
+            .par_iter()
+            .map(|(clip, missing)| {
+                let rows =
+                    compute_clip(clip, missing, pipeline, &extractor).map_err(|reason| Problem {
+                        path: clip.path.clone(),
+                        reason,
+                    });
+                bar.inc(missing.len() as u64);
+                rows
+            })
+            .collect();
+        let mut rows = Vec::new();
+        for r in results {
+            match r {
+                Ok(mut v) => rows.append(&mut v),
+                Err(p) => failed.push(p),
+            }
+        }
+        if !rows.is_empty() {
+            cache.write_part(&rows)?;
+            computed += rows.len();
+        }
+        bar.set_message(format!("{} skipped", failed.len()));
+    }
+    bar.finish_and_clear();
+    Ok(FeaturizeReport {
+        clips: clips.len(),
+        wanted,
+        cached: wanted - missing,
+        computed,
+        failed,
+        cache_dir: cache.dir,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn compute_clip(
+    clip: &ClipRecord,
+    variants: &[&Variant],
+    pipeline: &Pipeline,
+    extractor: &FeatureExtractor,
+) -> Result<Vec<CacheRow>, String> {
+    let y = load_clip(Path::new(&clip.path), pipeline.sample_rate)?;
+    variants
+        .iter()
+        .map(|v| {
+            let (samples, params) = match &v.augment {
+                None => (None, serde_json::json!({})),
+                Some(a) => {
+                    let mut rng = augment::variant_rng(&clip.content_hash, &v.key);
+                    let (s, p) = augment::apply(a, &y, pipeline.sample_rate, &mut rng)
+                        .map_err(|e| format!("variant {}: {e}", v.name))?;
+                    (Some(s), p)
+                }
+            };
+            let (n_frames, features) = extractor
+                .compute(samples.as_deref().unwrap_or(&y))
+                .map_err(|e| format!("variant {}: {e}", v.name))?;
+            if let Some(i) = features.iter().position(|x| !x.is_finite()) {
+                return Err(format!("variant {}: non-finite feature at {i}", v.name));
+            }
+            Ok(CacheRow {
+                key: row_key(&clip.content_hash, &v.key),
+                clip_id: clip.clip_id.clone(),
+                path: clip.path.clone(),
+                content_hash: clip.content_hash.clone(),
+                corpus: clip.corpus.clone(),
+                speaker: clip.speaker.clone(),
+                sex: clip.sex.clone(),
+                sentence: clip.sentence.clone(),
+                emotion: clip.emotion.clone(),
+                intensity: clip.intensity.clone(),
+                variant: v.name.clone(),
+                variant_params: params.to_string(),
+                n_frames: n_frames as u32,
+                n_features: pipeline.n_features() as u32,
+                features,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,15 @@
+//! emolab: a batch pipeline and experiment runner for speech emotion recognition.
+//!
+//! Data flows one way: [`corpus`] (scan, labels, manifest) → [`audio`] (decode) → features →
+//! cache → split → models → train → evaluate → results → report. [`synth`] generates the
+//! CREMA-D-shaped stand-in corpus used by the demo and the tests; [`doctor`] reports the build
+//! and the machine.
+
+pub mod audio;
+pub mod cache;
+pub mod config;
+pub mod corpus;
+pub mod doctor;
+pub mod features;
+pub mod synth;
+pub mod util;
