@@ -27,7 +27,7 @@ VENV_STAMP := $(VENV)/.emolab-torch-$(TORCH_VERSION)
 
 help:
 	@echo "make setup   venv with torch==$(TORCH_VERSION) + release build (idempotent)"
-	@echo "make demo    setup, synthesise a CREMA-D-shaped corpus ($(DEMO_ACTORS) actors), scan it"
+	@echo "make demo    setup, synthesise a CREMA-D-shaped corpus ($(DEMO_ACTORS) actors), scan it, featurize it"
 	@echo "make test    setup, then cargo test --release"
 	@echo "make bench-features  librosa (seed path) vs emolab featurize on 7,442 synthetic CREMA-D clips"
 	@echo "make fmt     cargo fmt"
@@ -50,6 +50,7 @@ build: venv
 demo: setup
 	$(BIN) synth --layout cremad --out $(SYNTH_DIR) --actors $(DEMO_ACTORS)
 	$(BIN) corpus scan $(SYNTH_DIR) --out $(SYNTH_DIR).manifest.parquet
+	$(BIN) featurize --pipeline pipelines/logmel64.yaml $(SYNTH_DIR).manifest.parquet
 
 test: setup
 	cargo test --release

@@ -1,8 +1,8 @@
 //! The feature stage: every clip and augmented variant → cached spectrogram, in parallel.
 //!
 //! Work is grouped by clip (decode and resample once, then every missing variant), spread over
-//! rayon's threads, and flushed to the cache as a new part file every [`FLUSH_ROWS`] rows, so a
-//! killed run keeps what it finished. Clips that fail (unreadable audio, ...) are counted and
+//! rayon's threads, and written to the cache as a new part file every [`FLUSH_ROWS`] rows (each batch
+//! writes its own part, in parallel with the others), so a killed run keeps what it finished. Clips that fail (unreadable audio, ...) are counted and
 //! listed; the batch goes on.
 
 use std::collections::HashSet;
@@ -18,7 +18,7 @@ use crate::cache::{row_key, Cache, CacheRow};
 use crate::corpus::{ClipRecord, Problem};
 
 /// Rows per part file written by one featurize run.
-pub const FLUSH_ROWS: usize = 1024;
+pub const FLUSH_ROWS: usize = 512;
 
 /// What a featurize run did.
 #[derive(Debug, Clone)]
@@ -105,35 +105,47 @@ pub fn featurize(
     let missing: usize = todo.iter().map(|(_, m)| m.len()).sum();
     let extractor = FeatureExtractor::new(pipeline)?;
     let bar = crate::util::progress_bar(missing as u64, "featurize", progress);
+    // Batches of clips are computed and written as their own part files inside the rayon pool,
+    // so writing one part overlaps with computing the next.
+    let per_batch = (FLUSH_ROWS / variants.len()).max(1);
+    let batches: Vec<Result<(usize, Vec<Problem>)>> = todo
+        .par_chunks(per_batch)
+        .map(|batch| {
+            let results: Vec<Result<Vec<CacheRow>, Problem>> = batch
+                .par_iter()
+                .map(|(clip, missing)| {
+                    let rows = compute_clip(clip, missing, pipeline, &extractor).map_err(
+                        |reason| Problem {
+                            path: clip.path.clone(),
+                            reason,
+                        },
+                    );
+                    bar.inc(missing.len() as u64);
+                    rows
+                })
+                .collect();
+            let mut rows = Vec::new();
+            let mut failed = Vec::new();
+            for r in results {
+                match r {
+                    Ok(mut v) => rows.append(&mut v),
+                    Err(p) => failed.push(p),
+                }
+            }
+            if !rows.is_empty() {
+                cache.write_part(&rows)?;
+            }
+            Ok((rows.len(), failed))
+        })
+        .collect();
     let mut computed = 0;
     let mut failed = Vec::new();
-    let per_chunk = (FLUSH_ROWS / variants.len()).max(1);
-    for chunk in todo.chunks(per_chunk) {
-        let results: Vec<Result<Vec<CacheRow>, Problem>> = chunk
-            .par_iter()
-            .map(|(clip, missing)| {
-                let rows =
-                    compute_clip(clip, missing, pipeline, &extractor).map_err(|reason| Problem {
-                        path: clip.path.clone(),
-                        reason,
-                    });
-                bar.inc(missing.len() as u64);
-                rows
-            })
-            .collect();
-        let mut rows = Vec::new();
-        for r in results {
-            match r {
-                Ok(mut v) => rows.append(&mut v),
-                Err(p) => failed.push(p),
-            }
-        }
-        if !rows.is_empty() {
-            cache.write_part(&rows)?;
-            computed += rows.len();
-        }
-        bar.set_message(format!("{} skipped", failed.len()));
+    for b in batches {
+        let (n, mut f) = b?;
+        computed += n;
+        failed.append(&mut f);
     }
+    failed.sort_by(|a, b| a.path.cmp(&b.path));
     bar.finish_and_clear();
     Ok(FeaturizeReport {
         clips: clips.len(),
