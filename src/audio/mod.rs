@@ -70,21 +70,42 @@ pub fn read_wav(path: &Path) -> Result<Audio, AudioError> {
 }
 
 /// Decode WAV bytes.
+///
+/// hound parses and validates the header and leaves its cursor at the start of the data chunk;
+/// the common layouts (8/16/24/32-bit PCM, 32-bit float, sample width = container width) are
+/// then converted straight from the bytes, the rest through hound's sample iterator.
 pub fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioError> {
     let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(header_error)?;
     let spec = reader.spec();
     let declared = reader.len() as usize;
-    let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => {
-            if spec.bits_per_sample != 32 {
-                return Err(AudioError::Unsupported(format!(
-                    "{}-bit float",
-                    spec.bits_per_sample
-                )));
-            }
-            collect(reader.into_samples::<f32>(), declared, |x| x)?
+    let is_float = spec.sample_format == hound::SampleFormat::Float;
+    if is_float && spec.bits_per_sample != 32 {
+        return Err(AudioError::Unsupported(format!(
+            "{}-bit float",
+            spec.bits_per_sample
+        )));
+    }
+    // The cursor sits right after the data chunk's header ("data", u32 length).
+    let start = reader.into_inner().position() as usize;
+    let width = spec.bits_per_sample as usize / 8;
+    let plain = spec.bits_per_sample % 8 == 0
+        && start >= 8
+        && &bytes[start - 8..start - 4] == b"data"
+        && u32::from_le_bytes(bytes[start - 4..start].try_into().expect("4 bytes")) as usize
+            == declared * width;
+    let samples = if plain {
+        let data = &bytes[start.min(bytes.len())..];
+        let found = data.len() / width;
+        if found < declared {
+            return Err(AudioError::Truncated { declared, found });
         }
-        hound::SampleFormat::Int => {
+        convert_pcm(&data[..declared * width], width, is_float)
+    } else {
+        // Unusual layouts: let hound read them sample by sample.
+        let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(header_error)?;
+        if is_float {
+            collect(reader.into_samples::<f32>(), declared, |x| x)?
+        } else {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
             collect(reader.into_samples::<i32>(), declared, |x| x as f32 * scale)?
         }
@@ -99,9 +120,32 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioError> {
         sample_rate: spec.sample_rate,
         channels: spec.channels,
         bits: spec.bits_per_sample,
-        is_float: spec.sample_format == hound::SampleFormat::Float,
+        is_float,
         samples,
     })
+}
+
+/// Little-endian PCM (8-bit unsigned, 16/24/32-bit signed) or IEEE float → f32 in [-1, 1].
+fn convert_pcm(data: &[u8], width: usize, is_float: bool) -> Vec<f32> {
+    match (width, is_float) {
+        (4, true) => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        (1, _) => data.iter().map(|&b| (b as f32 - 128.0) / 128.0).collect(),
+        (2, _) => data
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+            .collect(),
+        (3, _) => data
+            .chunks_exact(3)
+            .map(|b| (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 / 8_388_608.0)
+            .collect(),
+        _ => data
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0)
+            .collect(),
+    }
 }
 
 fn collect<S, I, F>(iter: I, declared: usize, convert: F) -> Result<Vec<f32>, AudioError>
@@ -210,6 +254,11 @@ mod tests {
             w.write_sample(64i8).unwrap();
         });
         assert_eq!(decode_wav(&b8).unwrap().samples, vec![-1.0, 0.5]);
+        let b32 = wav_bytes(spec(1, 32, false), |w| {
+            w.write_sample(i32::MIN).unwrap();
+            w.write_sample(1i32 << 30).unwrap();
+        });
+        assert_eq!(decode_wav(&b32).unwrap().samples, vec![-1.0, 0.5]);
         let f32b = wav_bytes(spec(1, 32, true), |w| {
             w.write_sample(0.25f32).unwrap();
         });

@@ -114,12 +114,13 @@ pub fn featurize(
             let results: Vec<Result<Vec<CacheRow>, Problem>> = batch
                 .par_iter()
                 .map(|(clip, missing)| {
-                    let rows = compute_clip(clip, missing, pipeline, &extractor).map_err(
-                        |reason| Problem {
-                            path: clip.path.clone(),
-                            reason,
-                        },
-                    );
+                    let rows =
+                        compute_clip(clip, missing, pipeline, &extractor).map_err(|reason| {
+                            Problem {
+                                path: clip.path.clone(),
+                                reason,
+                            }
+                        });
                     bar.inc(missing.len() as u64);
                     rows
                 })
