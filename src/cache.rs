@@ -9,8 +9,9 @@
 //!   parts is read once.
 //!
 //! Columns: `key, clip_id, path, content_hash, corpus, speaker, sex, sentence, emotion,
-//! intensity, variant, variant_params, n_frames, n_features, features` where `features` is a
-//! `List<Float32>` holding `n_frames × n_features` values, frame-major. Floats are stored with
+//! intensity, variant, variant_params, n_frames, n_mels, n_features, spectrogram` where
+//! `spectrogram` is a `List<Float32>` holding `n_frames × n_features` values, frame-major
+//! (`n_features` is `n_mels`, or the MFCC count for MFCC pipelines). Floats are stored with
 //! BYTE_STREAM_SPLIT encoding and zstd; row groups hold [`ROWS_PER_GROUP`] rows so readers can
 //! decode them in parallel. Metadata columns are as the manifest said when the row was written;
 //! the key depends only on the audio's bytes and the config, so join on `content_hash` when
@@ -25,7 +26,7 @@ use anyhow::{Context, Result};
 use arrow::array::{
     Array, ArrayRef, Float32Array, ListArray, RecordBatch, StringArray, UInt32Array,
 };
-use arrow::buffer::OffsetBuffer;
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
@@ -55,9 +56,13 @@ pub struct CacheRow {
     /// JSON of the parameters drawn for this variant (`{}` for the original).
     pub variant_params: String,
     pub n_frames: u32,
+    /// Mel bands of the pipeline.
+    pub n_mels: u32,
+    /// Values per frame (`n_mels`, or the number of MFCCs).
     pub n_features: u32,
-    /// `n_frames × n_features`, frame-major.
-    pub features: Vec<f32>,
+    /// `n_frames × n_features`, frame-major. Rows read from the cache share the decoded Arrow
+    /// buffer (no copy); build one from a `Vec<f32>` with `.into()`.
+    pub features: ScalarBuffer<f32>,
 }
 
 /// The row key: what the features of a variant depend on besides the pipeline folder.
@@ -85,9 +90,10 @@ fn schema() -> SchemaRef {
         s("variant", false),
         s("variant_params", false),
         Field::new("n_frames", DataType::UInt32, false),
+        Field::new("n_mels", DataType::UInt32, false),
         Field::new("n_features", DataType::UInt32, false),
         Field::new(
-            "features",
+            "spectrogram",
             DataType::List(Arc::new(Field::new("element", DataType::Float32, false))),
             false,
         ),
@@ -96,7 +102,7 @@ fn schema() -> SchemaRef {
 
 fn writer_props() -> WriterProperties {
     let floats = ColumnPath::from(vec![
-        "features".to_string(),
+        "spectrogram".to_string(),
         "list".into(),
         "element".into(),
     ]);
@@ -148,6 +154,7 @@ fn to_batch(rows: &[CacheRow]) -> Result<RecordBatch> {
         s(rows, |r| Some(&r.variant)),
         s(rows, |r| Some(&r.variant_params)),
         Arc::new(rows.iter().map(|r| r.n_frames).collect::<UInt32Array>()),
+        Arc::new(rows.iter().map(|r| r.n_mels).collect::<UInt32Array>()),
         Arc::new(rows.iter().map(|r| r.n_features).collect::<UInt32Array>()),
         Arc::new(list),
     ];
@@ -336,19 +343,20 @@ fn from_batch(batch: &RecordBatch) -> Result<Vec<CacheRow>> {
         text("variant")?,
         text("variant_params")?,
     );
-    let (nf, nm) = (uint("n_frames")?, uint("n_features")?);
+    let (nf, nmel, nm) = (uint("n_frames")?, uint("n_mels")?, uint("n_features")?);
     let list = batch
-        .column_by_name("features")
-        .context("no column features")?
+        .column_by_name("spectrogram")
+        .context("no column spectrogram")?
         .as_any()
         .downcast_ref::<ListArray>()
-        .context("column features is not a list")?;
+        .context("column spectrogram is not a list")?;
     let values = list
         .values()
         .as_any()
         .downcast_ref::<Float32Array>()
-        .context("features are not f32")?
-        .values();
+        .context("spectrogram values are not f32")?
+        .values()
+        .clone();
     let offsets = list.value_offsets();
     let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
     Ok((0..batch.num_rows())
@@ -366,8 +374,9 @@ fn from_batch(batch: &RecordBatch) -> Result<Vec<CacheRow>> {
             variant: var.value(i).to_string(),
             variant_params: vparams.value(i).to_string(),
             n_frames: nf.value(i),
+            n_mels: nmel.value(i),
             n_features: nm.value(i),
-            features: values[offsets[i] as usize..offsets[i + 1] as usize].to_vec(),
+            features: values.slice(offsets[i] as usize, (offsets[i + 1] - offsets[i]) as usize),
         })
         .collect())
 }
@@ -391,8 +400,12 @@ mod tests {
             variant: "original".into(),
             variant_params: "{}".into(),
             n_frames: frames,
+            n_mels: 4,
             n_features: 4,
-            features: (0..frames * 4).map(|v| v as f32 * 0.5 - i as f32).collect(),
+            features: (0..frames * 4)
+                .map(|v| v as f32 * 0.5 - i as f32)
+                .collect::<Vec<_>>()
+                .into(),
         }
     }
 
@@ -426,8 +439,8 @@ mod tests {
         let col = rg
             .columns()
             .iter()
-            .find(|c| c.column_path().string() == "features.list.element")
-            .expect("features column");
+            .find(|c| c.column_path().string() == "spectrogram.list.element")
+            .expect("spectrogram column");
         assert!(
             col.encodings().any(|e| e == Encoding::BYTE_STREAM_SPLIT),
             "{:?}",

@@ -55,7 +55,7 @@ pub fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
         ConfigError {
             file: path.to_path_buf(),
             key: (key != "." && !key.is_empty()).then_some(key),
-            message: strip_location(&message),
+            message: message.trim().to_string(),
             hint,
         }
     })
@@ -75,11 +75,6 @@ fn did_you_mean(message: &str) -> Option<String> {
         .min_by_key(|cand| edit_distance(given, cand))?;
     (edit_distance(given, &best) <= given.len().max(3) / 2 + 1)
         .then(|| format!("did you mean `{best}`?"))
-}
-
-/// serde_yaml appends " at line L column C"; keep it, it helps, but drop duplicated prefixes.
-fn strip_location(message: &str) -> String {
-    message.trim().to_string()
 }
 
 /// Levenshtein distance.

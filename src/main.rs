@@ -43,7 +43,12 @@ enum Command {
         json: bool,
     },
     /// Work with corpora.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  emolab corpus scan data/crema-d --out data/crema-d.manifest.parquet
+  emolab corpus scan ../shared/corpora/emodb/wav --json"
+    )]
     Corpus(CorpusCommand),
     /// Generate a synthetic emotional-speech corpus (a CREMA-D-shaped stand-in, or small
     /// RAVDESS/EmoDB-shaped ones to exercise their parsers).
@@ -66,7 +71,12 @@ The cache lives in <cache>/<pipeline feature key>/ (default cache: $EMOLAB_CACHE
 pyarrow and polars read its part-*.parquet files directly.")]
     Featurize(FeaturizeArgs),
     /// Inspect the feature cache.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  emolab cache info --pipeline pipelines/logmel128.yaml
+  emolab cache info --pipeline pipelines/logmel64.yaml --cache /scratch/cache --read-bench"
+    )]
     Cache(CacheCommand),
 }
 

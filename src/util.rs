@@ -77,14 +77,6 @@ pub fn progress_bar(len: u64, what: &str, show: bool) -> ProgressBar {
     bar
 }
 
-/// Shorten an absolute path to one relative to the current folder when it lies below it.
-pub fn display_path(path: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
-        .unwrap_or_else(|| path.display().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use emolab::cache::Cache;
 use emolab::corpus::{self, ClipRecord, ScanOptions};
+use emolab::features::stage::wanted_keys;
 use emolab::features::{featurize, Pipeline};
 use emolab::synth::{self, Layout, SynthOptions};
 
@@ -71,6 +72,20 @@ fn second_run_computes_nothing_and_changes_compute_only_what_changed() {
     assert_eq!(p2.feature_key(), p.feature_key());
     let r = featurize(&more, &p2, &cache, false).unwrap();
     assert_eq!((r.cached, r.computed), (more.len() * 2, more.len()));
+    // The old gain variants stay in the folder, but a reader asking for this pipeline's keys
+    // gets exactly the current variants.
+    let c2 = Cache::open(&cache, &p2.feature_key()).unwrap();
+    assert_eq!(c2.keys().unwrap().len(), more.len() * 4);
+    let current = c2.read_all(Some(&wanted_keys(&more, &p2))).unwrap();
+    assert_eq!(current.len(), more.len() * 3);
+    assert!(current.iter().filter(|r| r.variant == "gain#0").all(|r| r
+        .variant_params
+        .contains("\"db\"")
+        && serde_json::from_str::<serde_json::Value>(&r.variant_params).unwrap()["db"]
+            .as_f64()
+            .unwrap()
+            .abs()
+            <= 3.0));
 
     // A feature field changed: a new cache folder, everything computed.
     let p3 = pipeline(&PIPE.replace("n_mels: 32", "n_mels: 40"));
@@ -189,7 +204,7 @@ fn concurrent_writers_and_polars_reader() {
         let df = ParquetReader::new(std::fs::File::open(&part).unwrap())
             .finish()
             .unwrap();
-        assert!(df.column("features").unwrap().dtype().is_list());
+        assert!(df.column("spectrogram").unwrap().dtype().is_list());
         assert_eq!(
             df.column("n_features").unwrap().u32().unwrap().get(0),
             Some(32)

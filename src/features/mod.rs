@@ -52,7 +52,7 @@ impl FeatureExtractor {
     pub fn compute(&self, y: &[f32]) -> Result<(usize, Vec<f32>), DspError> {
         let mut spec = self.mel.power_mel(y);
         if let Some(db) = &self.db {
-            spec = spec.power_to_db(db)?;
+            spec.power_to_db_in_place(db)?;
         }
         let mut data = match &self.mfcc {
             Some(t) => t.apply(&spec)?.data,

@@ -198,8 +198,9 @@ fn compute_clip(
                 variant: v.name.clone(),
                 variant_params: params.to_string(),
                 n_frames: n_frames as u32,
+                n_mels: pipeline.n_mels as u32,
                 n_features: pipeline.n_features() as u32,
-                features,
+                features: features.into(),
             })
         })
         .collect()
