@@ -11,5 +11,6 @@ pub mod config;
 pub mod corpus;
 pub mod doctor;
 pub mod features;
+pub mod models;
 pub mod synth;
 pub mod util;

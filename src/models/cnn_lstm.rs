@@ -1,0 +1,116 @@
+//! CNN + LSTM hybrid: a conv front end over the spectrogram (same padding, batch-norm, ReLU,
+//! max-pool 2), the frequency axis folded into channels, then a (Bi-)LSTM over time.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT, RNN};
+use tch::Tensor;
+
+use super::rnn::{lstm_layer, pool_seq};
+use super::{invalid, ModelError, SeqPool};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CnnLstmSpec {
+    /// Output channels of each conv block (each halves frequency and time).
+    pub channels: Vec<i64>,
+    pub hidden: i64,
+    pub bidirectional: bool,
+    pub dropout: f64,
+    pub pool: SeqPool,
+}
+
+impl Default for CnnLstmSpec {
+    fn default() -> Self {
+        CnnLstmSpec {
+            channels: vec![32, 64],
+            hidden: 128,
+            bidirectional: true,
+            dropout: 0.3,
+            pool: SeqPool::Mean,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct CnnLstm {
+    convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    lstm: nn::LSTM,
+    hidden: i64,
+    bidirectional: bool,
+    pool: SeqPool,
+    dropout: f64,
+    out: nn::Linear,
+}
+
+impl CnnLstm {
+    pub fn new(
+        p: &nn::Path,
+        s: &CnnLstmSpec,
+        n_mels: i64,
+        frames: i64,
+        n_classes: i64,
+    ) -> Result<Self, ModelError> {
+        if s.channels.is_empty() || s.hidden < 1 {
+            return Err(invalid("cnn_lstm", "needs conv channels and hidden >= 1"));
+        }
+        let (mut h, mut t, mut c_in) = (n_mels, frames, 1);
+        let mut convs = Vec::new();
+        for (i, &c) in s.channels.iter().enumerate() {
+            let conv = nn::conv2d(
+                p / format!("conv{i}"),
+                c_in,
+                c,
+                3,
+                nn::ConvConfig {
+                    padding: 1,
+                    ..Default::default()
+                },
+            );
+            convs.push((
+                conv,
+                nn::batch_norm2d(p / format!("bn{i}"), c, Default::default()),
+            ));
+            (h, t, c_in) = (h / 2, t / 2, c);
+        }
+        if h < 1 || t < 1 {
+            return Err(invalid(
+                "cnn_lstm",
+                format!(
+                    "input {n_mels}×{frames} is too small for {} blocks",
+                    convs.len()
+                ),
+            ));
+        }
+        let dirs = if s.bidirectional { 2 } else { 1 };
+        Ok(CnnLstm {
+            convs,
+            lstm: lstm_layer(p / "lstm", c_in * h, s.hidden, s.bidirectional),
+            hidden: s.hidden,
+            bidirectional: s.bidirectional,
+            pool: s.pool,
+            dropout: s.dropout,
+            out: nn::linear(p / "out", s.hidden * dirs, n_classes, Default::default()),
+        })
+    }
+}
+
+impl ModuleT for CnnLstm {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for (conv, bn) in &self.convs {
+            x = x
+                .apply(conv)
+                .apply_t(bn, train)
+                .relu()
+                .max_pool2d_default(2);
+        }
+        // [B, C, F, T] → [B, T, C·F]
+        let (b, c, f, t) = x.size4().expect("4-d activations");
+        let seq = x.permute([0, 3, 1, 2]).reshape([b, t, c * f]);
+        let seq = seq.dropout(self.dropout, train);
+        let out = self.lstm.seq(&seq).0;
+        pool_seq(&out, self.pool, self.hidden, self.bidirectional)
+            .dropout(self.dropout, train)
+            .apply(&self.out)
+    }
+}

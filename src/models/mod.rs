@@ -1,0 +1,153 @@
+//! Model families on LibTorch (tch): CNN, (Bi-)LSTM, CNN+LSTM and Transformer classifiers.
+//!
+//! Every model takes a batch of feature matrices `[batch, 1, n_mels, frames]` and returns
+//! logits `[batch, n_classes]`. A [`ModelSpec`] (from YAML: `family` plus hyper-parameters, or a
+//! named preset such as `cnn_v3`) builds a [`Model`] inside a `VarStore`. Variables of layers
+//! that carry L2 regularisation (the seed's Keras `kernel_regularizer=l2(…)`) are created in
+//! optimizer group [`L2_GROUP`], so the trainer can give that group weight decay alone.
+
+pub mod cnn;
+pub mod cnn_lstm;
+pub mod rnn;
+pub mod transformer;
+
+use serde::{Deserialize, Serialize};
+use tch::nn;
+
+/// Optimizer group of variables that get the spec's L2 weight decay.
+pub const L2_GROUP: usize = 1;
+
+/// A model's hyper-parameters, tagged by family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelSpec {
+    Cnn(cnn::CnnSpec),
+    Lstm(rnn::RnnSpec),
+    Bilstm(rnn::RnnSpec),
+    CnnLstm(cnn_lstm::CnnLstmSpec),
+    Transformer(transformer::TransformerSpec),
+}
+
+impl ModelSpec {
+    /// The named presets (the seed's configurations and emolab's defaults).
+    pub fn preset(name: &str) -> Option<ModelSpec> {
+        Some(match name {
+            "cnn_v1" => ModelSpec::Cnn(cnn::CnnSpec::v1()),
+            "cnn_v3" => ModelSpec::Cnn(cnn::CnnSpec::v3()),
+            "lstm" => ModelSpec::Lstm(rnn::RnnSpec::default()),
+            "bilstm" => ModelSpec::Bilstm(rnn::RnnSpec::default()),
+            "cnn_lstm" => ModelSpec::CnnLstm(cnn_lstm::CnnLstmSpec::default()),
+            "transformer" => ModelSpec::Transformer(transformer::TransformerSpec::default()),
+            _ => return None,
+        })
+    }
+
+    pub const PRESETS: [&'static str; 6] = [
+        "cnn_v1",
+        "cnn_v3",
+        "lstm",
+        "bilstm",
+        "cnn_lstm",
+        "transformer",
+    ];
+
+    pub fn family(&self) -> &'static str {
+        match self {
+            ModelSpec::Cnn(_) => "cnn",
+            ModelSpec::Lstm(_) => "lstm",
+            ModelSpec::Bilstm(_) => "bilstm",
+            ModelSpec::CnnLstm(_) => "cnn_lstm",
+            ModelSpec::Transformer(_) => "transformer",
+        }
+    }
+
+    /// L2 coefficient (Keras convention: loss += l2 · Σw²) of the [`L2_GROUP`] variables.
+    pub fn l2(&self) -> f64 {
+        match self {
+            ModelSpec::Cnn(s) => s.l2,
+            _ => 0.0,
+        }
+    }
+
+    /// Build the model's layers under `path` for inputs of `n_mels × frames`.
+    pub fn build(
+        &self,
+        path: &nn::Path,
+        n_mels: i64,
+        frames: i64,
+        n_classes: i64,
+    ) -> Result<Model, ModelError> {
+        let inner: Box<dyn nn::ModuleT + Send> = match self {
+            ModelSpec::Cnn(s) => Box::new(cnn::Cnn::new(path, s, n_mels, frames, n_classes)?),
+            ModelSpec::Lstm(s) => Box::new(rnn::Rnn::new(path, s, false, n_mels, n_classes)?),
+            ModelSpec::Bilstm(s) => Box::new(rnn::Rnn::new(path, s, true, n_mels, n_classes)?),
+            ModelSpec::CnnLstm(s) => {
+                Box::new(cnn_lstm::CnnLstm::new(path, s, n_mels, frames, n_classes)?)
+            }
+            ModelSpec::Transformer(s) => Box::new(transformer::Transformer::new(
+                path, s, n_mels, frames, n_classes,
+            )?),
+        };
+        Ok(Model {
+            inner,
+            family: self.family(),
+        })
+    }
+}
+
+/// A built model.
+pub struct Model {
+    inner: Box<dyn nn::ModuleT + Send>,
+    pub family: &'static str,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Model({})", self.family)
+    }
+}
+
+impl nn::ModuleT for Model {
+    fn forward_t(&self, xs: &tch::Tensor, train: bool) -> tch::Tensor {
+        self.inner.forward_t(xs, train)
+    }
+}
+
+/// Hyper-parameters that cannot build a model for the given input.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{family}: {message}")]
+    Invalid {
+        family: &'static str,
+        message: String,
+    },
+}
+
+pub(crate) fn invalid(family: &'static str, message: impl Into<String>) -> ModelError {
+    ModelError::Invalid {
+        family,
+        message: message.into(),
+    }
+}
+
+/// Number of trainable parameters in a var store.
+pub fn parameter_count(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
+/// How a sequence model turns per-frame outputs into one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SeqPool {
+    /// The last time step (for a bidirectional model: last forward, first backward state).
+    Last,
+    /// The mean over time.
+    #[default]
+    Mean,
+}
+
+#[cfg(test)]
+mod tests;

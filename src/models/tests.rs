@@ -1,0 +1,117 @@
+use tch::nn::{ModuleT, OptimizerConfig};
+use tch::{nn, Device, Kind, Tensor};
+
+use super::*;
+
+fn build(name: &str, m: i64, t: i64, classes: i64) -> (nn::VarStore, Model) {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let spec = ModelSpec::preset(name).unwrap();
+    let model = spec.build(&vs.root(), m, t, classes).unwrap();
+    (vs, model)
+}
+
+#[test]
+fn every_family_gives_logits_and_gradients() {
+    for name in ModelSpec::PRESETS {
+        let (vs, model) = build(name, 64, 64, 6);
+        let x = Tensor::randn([4, 1, 64, 64], (Kind::Float, Device::Cpu));
+        let y = model.forward_t(&x, true);
+        assert_eq!(y.size(), vec![4, 6], "{name}");
+        let loss = y.cross_entropy_for_logits(&Tensor::from_slice(&[0i64, 1, 2, 3]));
+        loss.backward();
+        for (n, v) in vs.variables() {
+            if v.requires_grad() {
+                assert!(v.grad().defined(), "{name}: {n} has no gradient");
+            }
+        }
+        let with_grad = vs
+            .trainable_variables()
+            .iter()
+            .filter(|v| v.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0)
+            .count();
+        assert!(
+            with_grad * 10 >= vs.trainable_variables().len() * 9,
+            "{name}: {with_grad}"
+        );
+        assert!(parameter_count(&vs) > 1000);
+    }
+}
+
+#[test]
+fn seed_cnn_presets_have_the_seed_sizes() {
+    // cnn_v3 on 128×128: 3 valid conv+pool blocks leave 128×14×14 = 25,088 features.
+    let (vs, _) = build("cnn_v3", 128, 128, 12);
+    let conv = 1 * 32 * 9 + 32 + 32 * 64 * 9 + 64 + 64 * 128 * 9 + 128;
+    let dense = 25_088 * 128 + 128 + 128 * 12 + 12;
+    assert_eq!(parameter_count(&vs), conv + dense);
+    assert_eq!(ModelSpec::preset("cnn_v3").unwrap().l2(), 1e-3);
+    // cnn_v1 on 128×128: 64×30×30 after two blocks.
+    let (vs, _) = build("cnn_v1", 128, 128, 6);
+    let expect = 32 * 9 + 32 + 32 * 64 * 9 + 64 + 57_600 * 128 + 128 + 128 * 6 + 6;
+    assert_eq!(parameter_count(&vs), expect);
+}
+
+#[test]
+fn eval_is_deterministic_and_train_uses_dropout() {
+    for name in ModelSpec::PRESETS {
+        let (_vs, model) = build(name, 32, 32, 4);
+        let x = Tensor::randn([3, 1, 32, 32], (Kind::Float, Device::Cpu));
+        let a = model.forward_t(&x, false);
+        let b = model.forward_t(&x, false);
+        assert!(a.equal(&b), "{name}: eval must not drop out");
+        let c = model.forward_t(&x, true);
+        assert!(
+            !a.allclose(&c, 1e-6, 1e-6, false),
+            "{name}: train applies dropout"
+        );
+    }
+}
+
+#[test]
+fn too_small_inputs_are_errors_not_panics() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let e = ModelSpec::preset("cnn_v3")
+        .unwrap()
+        .build(&vs.root(), 16, 16, 4)
+        .unwrap_err();
+    assert!(e.to_string().contains("too small"), "{e}");
+}
+
+/// Every family can fit 32 clips (a model that cannot is broken).
+#[test]
+fn every_family_overfits_32_clips() {
+    tch::set_num_threads(2);
+    let (m, t, classes) = (32, 32, 4);
+    tch::manual_seed(1);
+    // Class c: a band of energy at mel rows 6c..6c+6 with a class-specific time pattern, plus noise.
+    let labels = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(classes);
+    let x = Tensor::randn([32, 1, m, t], (Kind::Float, Device::Cpu)) * 0.5;
+    for i in 0..32 {
+        let c = i % classes;
+        let _ = x
+            .get(i)
+            .narrow(1, 6 * c + 2, 6)
+            .narrow(2, (c * 5) % (t - 8), 8)
+            .g_add_scalar_(2.0);
+    }
+    for name in ModelSpec::PRESETS {
+        let (vs, model) = build(name, m, t, classes);
+        let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();
+        let mut acc = 0.0;
+        for _ in 0..150 {
+            let loss = model.forward_t(&x, true).cross_entropy_for_logits(&labels);
+            opt.backward_step(&loss);
+            let pred = model.forward_t(&x, false).argmax(-1, false);
+            acc = pred
+                .eq_tensor(&labels)
+                .to_kind(Kind::Float)
+                .mean(Kind::Float)
+                .double_value(&[]);
+            if acc >= 1.0 {
+                break;
+            }
+        }
+        assert!(acc >= 0.95, "{name}: training accuracy {acc}");
+    }
+}
