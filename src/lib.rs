@@ -11,6 +11,7 @@ pub mod config;
 pub mod corpus;
 pub mod doctor;
 pub mod features;
+pub mod metrics;
 pub mod models;
 pub mod synth;
 pub mod util;
