@@ -13,5 +13,6 @@ pub mod doctor;
 pub mod features;
 pub mod metrics;
 pub mod models;
+pub mod split;
 pub mod synth;
 pub mod util;
