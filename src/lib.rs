@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod models;
 pub mod split;
 pub mod synth;
+pub mod train;
 pub mod util;
