@@ -3,13 +3,16 @@
 //! with the best weights restored.
 //!
 //! This is the in-memory core the experiment runner builds on; run folders, checkpoints and
-//! resume, schedules and SpecAugment come with the trainer proper.
+//! resume come with the trainer proper. [`optim`] holds the optimizers (state owned by emolab,
+//! so it can be checkpointed), schedules and gradient clipping.
+
+pub mod optim;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::cache::CacheRow;
@@ -95,6 +98,62 @@ pub struct FitConfig {
     /// Stop after this many epochs without a better validation UA.
     pub patience: usize,
     pub seed: u64,
+    pub optimizer: optim::OptimizerSpec,
+    pub schedule: optim::Schedule,
+    /// Clip the global gradient norm to this value.
+    pub clip_grad: Option<f64>,
+    /// Online SpecAugment on training batches.
+    pub spec_augment: Option<SpecAugment>,
+}
+
+/// SpecAugment (Park et al., 2019): zero (= the training mean, after normalisation) up to
+/// `freq_masks` bands of at most `freq_width` mel bins and `time_masks` spans of at most
+/// `time_width` frames per training example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpecAugment {
+    pub freq_masks: usize,
+    pub freq_width: usize,
+    pub time_masks: usize,
+    pub time_width: usize,
+}
+
+impl Default for SpecAugment {
+    fn default() -> Self {
+        SpecAugment {
+            freq_masks: 2,
+            freq_width: 8,
+            time_masks: 2,
+            time_width: 16,
+        }
+    }
+}
+
+impl SpecAugment {
+    /// Masks for a `[B, 1, M, T]` batch, as a multiplicative 0/1 tensor.
+    pub fn mask(&self, shape: &[i64], rng: &mut ChaCha8Rng) -> Tensor {
+        use rand::Rng;
+        let (b, m, t) = (shape[0] as usize, shape[2] as usize, shape[3] as usize);
+        let mut mask = vec![1f32; b * m * t];
+        for i in 0..b {
+            let one = &mut mask[i * m * t..(i + 1) * m * t];
+            for _ in 0..self.freq_masks {
+                let w = rng.random_range(0..=self.freq_width.min(m));
+                let f0 = rng.random_range(0..=m - w);
+                for f in f0..f0 + w {
+                    one[f * t..(f + 1) * t].fill(0.0);
+                }
+            }
+            for _ in 0..self.time_masks {
+                let w = rng.random_range(0..=self.time_width.min(t));
+                let t0 = rng.random_range(0..=t - w);
+                for f in 0..m {
+                    one[f * t + t0..f * t + t0 + w].fill(0.0);
+                }
+            }
+        }
+        Tensor::from_slice(&mask).reshape(shape)
+    }
 }
 
 impl Default for FitConfig {
@@ -107,6 +166,10 @@ impl Default for FitConfig {
             label_smoothing: 0.0,
             patience: 5,
             seed: 0,
+            optimizer: optim::OptimizerSpec::default(),
+            schedule: optim::Schedule::Constant,
+            clip_grad: None,
+            spec_augment: None,
         }
     }
 }
@@ -119,6 +182,7 @@ pub struct EpochStats {
     pub val_loss: f64,
     pub val_ua: f64,
     pub val_wa: f64,
+    pub lr: f64,
 }
 
 /// What a fit produced.
@@ -203,27 +267,39 @@ pub fn fit(
     );
     let vs = nn::VarStore::new(Device::Cpu);
     let model = spec.build(&vs.root(), m, t, k)?;
-    let mut opt = nn::Adam::default().build(&vs, cfg.lr)?;
+    let mut opt = optim::Optimizer::new(&vs, &cfg.optimizer, cfg.lr);
     if spec.l2() > 0.0 {
-        // Keras adds l2·Σw² to the loss: its gradient is 2·l2·w, which is Adam's coupled decay.
-        opt.set_weight_decay_group(L2_GROUP, 2.0 * spec.l2());
+        // Keras adds l2·Σw² to the loss: its gradient is 2·l2·w, i.e. coupled decay 2·l2.
+        opt.set_group_decay(L2_GROUP, 2.0 * spec.l2());
     }
+    let mut sched = optim::Scheduler::new(cfg.schedule.clone(), cfg.lr, cfg.epochs);
     let weights = cfg.class_weights.then(|| balanced_weights(&train.y, k));
     let val_truth: Vec<usize> = Vec::<i64>::try_from(&val.y)?
         .into_iter()
         .map(|v| v as usize)
         .collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut history = Vec::new();
     let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
     let n = train.len();
     for epoch in 1..=cfg.epochs {
+        // Every random draw of an epoch derives from (seed, epoch), so an epoch's result does not
+        // depend on what ran before it (the basis of exact resume).
+        tch::manual_seed(cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64) as i64);
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        opt.lr = sched.lr_at(epoch, opt.lr);
         let mut order: Vec<i64> = (0..n as i64).collect();
         order.shuffle(&mut rng);
         let mut total = 0.0;
         for chunk in order.chunks(cfg.batch_size.max(1)) {
             let idx = Tensor::from_slice(chunk);
-            let logits = model.forward_t(&xtr.index_select(0, &idx), true);
+            let mut xb = xtr.index_select(0, &idx);
+            if let Some(sa) = &cfg.spec_augment {
+                let mask = sa.mask(&xb.size(), &mut rng);
+                xb = xb * mask;
+            }
+            let logits = model.forward_t(&xb, true);
             let loss = logits.cross_entropy_loss(
                 &train.y.index_select(0, &idx),
                 weights.as_ref(),
@@ -231,7 +307,12 @@ pub fn fit(
                 -100,
                 cfg.label_smoothing,
             );
-            opt.backward_step(&loss);
+            opt.zero_grad();
+            loss.backward();
+            if let Some(c) = cfg.clip_grad {
+                opt.clip_grad_norm(c);
+            }
+            opt.step();
             total += loss.double_value(&[]) * chunk.len() as f64;
         }
         let (pred, val_loss) = predict(&model, &xva, &val.y, 256);
@@ -242,7 +323,9 @@ pub fn fit(
             val_loss,
             val_ua: mv.ua,
             val_wa: mv.wa,
+            lr: opt.lr,
         });
+        opt.lr = sched.after_epoch(val_loss, opt.lr);
         if best.as_ref().is_none_or(|(ua, _, _)| mv.ua > *ua) {
             let snapshot = vs
                 .variables()
@@ -274,4 +357,46 @@ pub fn fit(
         history,
         test: metrics::compute(&truth, &pred, class_names),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_augment_masks_bands_and_spans_deterministically() {
+        let sa = SpecAugment {
+            freq_masks: 1,
+            freq_width: 4,
+            time_masks: 1,
+            time_width: 5,
+        };
+        let shape = [8i64, 1, 20, 30];
+        let a = sa.mask(&shape, &mut ChaCha8Rng::seed_from_u64(1));
+        let b = sa.mask(&shape, &mut ChaCha8Rng::seed_from_u64(1));
+        assert!(a.equal(&b));
+        assert_eq!(a.size(), shape.to_vec());
+        for i in 0..8 {
+            let m = a.get(i).get(0);
+            // At most 4 full rows and 5 full columns are zero.
+            let zero_rows = m
+                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+                .eq(0.0)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            let zero_cols = m
+                .sum_dim_intlist([0i64].as_slice(), false, Kind::Float)
+                .eq(0.0)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            assert!(
+                zero_rows <= 4 && zero_cols <= 5,
+                "{zero_rows} rows, {zero_cols} columns"
+            );
+            let kept = m.sum(Kind::Float).double_value(&[]);
+            assert!(kept >= (20.0 - 4.0) * (30.0 - 5.0));
+        }
+        let total = a.sum(Kind::Float).double_value(&[]);
+        assert!(total < 8.0 * 600.0, "some values are masked");
+    }
 }
