@@ -8,6 +8,8 @@
 
 pub mod optim;
 
+use std::path::Path;
+
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -175,7 +177,7 @@ impl Default for FitConfig {
 }
 
 /// One epoch's figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
     pub epoch: usize,
     pub train_loss: f64,
@@ -203,6 +205,107 @@ pub enum TrainError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: String, message: String },
+}
+
+/// How a fit is run: where it checkpoints, and (for tests of resume) where it stops.
+#[derive(Debug, Clone, Default)]
+pub struct FitControl<'a> {
+    /// Checkpoint after every epoch into `<dir>/checkpoint.ot`; resume from it when present.
+    pub checkpoint_dir: Option<&'a Path>,
+    /// Stop (as if killed) right after this epoch's checkpoint.
+    pub stop_after: Option<usize>,
+}
+
+/// What a checkpoint holds besides tensors.
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointState {
+    epoch: usize,
+    finished: bool,
+    history: Vec<EpochStats>,
+    scheduler: optim::Scheduler,
+    best_ua: f64,
+    best_epoch: usize,
+}
+
+const CHECKPOINT: &str = "checkpoint.ot";
+
+/// LibTorch draws dropout masks and initial weights from one process-wide generator, so two
+/// fits running at once in a process would interleave their draws and neither would be
+/// reproducible. Fits take this lock (each already uses every intra-op thread).
+static FIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn save_checkpoint(
+    dir: &Path,
+    state: &CheckpointState,
+    vs: &nn::VarStore,
+    best: &[(String, Tensor)],
+    opt: &optim::Optimizer,
+) -> Result<(), TrainError> {
+    let path = dir.join(CHECKPOINT);
+    let err = |message: String| TrainError::Checkpoint {
+        path: path.display().to_string(),
+        message,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let json = serde_json::to_vec(state).map_err(|e| err(e.to_string()))?;
+    let mut named: Vec<(String, Tensor)> = vec![("state.json".into(), Tensor::from_slice(&json))];
+    named.extend(
+        vs.variables()
+            .into_iter()
+            .map(|(n, t)| (format!("var.{n}"), t)),
+    );
+    named.extend(
+        best.iter()
+            .map(|(n, t)| (format!("best.{n}"), t.shallow_clone())),
+    );
+    named.extend(opt.state());
+    let tmp = crate::util::temp_path(&path);
+    Tensor::save_multi(&named, &tmp)?;
+    std::fs::rename(&tmp, &path).map_err(|e| err(e.to_string()))
+}
+
+type Loaded = (CheckpointState, Vec<(String, Tensor)>);
+
+fn load_checkpoint(
+    dir: &Path,
+    vs: &nn::VarStore,
+    opt: &mut optim::Optimizer,
+) -> Result<Option<Loaded>, TrainError> {
+    let path = dir.join(CHECKPOINT);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let err = |message: String| TrainError::Checkpoint {
+        path: path.display().to_string(),
+        message,
+    };
+    let named = Tensor::load_multi(&path)?;
+    let json = named
+        .iter()
+        .find(|(n, _)| n == "state.json")
+        .ok_or_else(|| err("no state".into()))?;
+    let bytes = Vec::<u8>::try_from(&json.1)?;
+    let state: CheckpointState = serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
+    let vars = vs.variables();
+    let mut best = Vec::new();
+    tch::no_grad(|| -> Result<(), TrainError> {
+        for (name, t) in &named {
+            if let Some(v) = name.strip_prefix("var.") {
+                let mut target = vars
+                    .get(v)
+                    .ok_or_else(|| err(format!("variable {v} is not in this model")))?
+                    .shallow_clone();
+                target.copy_(t);
+            } else if let Some(v) = name.strip_prefix("best.") {
+                best.push((v.to_string(), t.shallow_clone()));
+            }
+        }
+        Ok(())
+    })?;
+    opt.load_state(&named).map_err(err)?;
+    Ok(Some((state, best)))
 }
 
 /// `sklearn`'s "balanced" weights: n / (k · count_c); absent classes get 0.
@@ -223,15 +326,20 @@ fn predict(model: &dyn ModuleT, x: &Tensor, y: &Tensor, batch: i64) -> (Vec<usiz
         while start < n {
             let len = batch.min(n - start);
             let logits = model.forward_t(&x.narrow(0, start, len), false);
-            loss += logits
-                .cross_entropy_loss::<Tensor>(
-                    &y.narrow(0, start, len),
-                    None,
-                    Reduction::Sum,
-                    -100,
-                    0.0,
-                )
-                .double_value(&[]);
+            // Per-clip losses summed here in f64, in order: torch's own Sum reduction varies in
+            // its last bits with thread scheduling.
+            let per_clip = logits.cross_entropy_loss::<Tensor>(
+                &y.narrow(0, start, len),
+                None,
+                Reduction::None,
+                -100,
+                0.0,
+            );
+            loss += Vec::<f32>::try_from(&per_clip)
+                .unwrap_or_default()
+                .iter()
+                .map(|&l| l as f64)
+                .sum::<f64>();
             preds.extend(
                 Vec::<i64>::try_from(logits.argmax(-1, false))
                     .unwrap_or_default()
@@ -253,9 +361,32 @@ pub fn fit(
     test: &Dataset,
     cfg: &FitConfig,
 ) -> Result<FitResult, TrainError> {
+    Ok(fit_with(
+        spec,
+        class_names,
+        train,
+        val,
+        test,
+        cfg,
+        &FitControl::default(),
+    )?
+    .expect("runs to the end without stop_after"))
+}
+
+/// [`fit`] with checkpoints and resume. Returns `None` when stopped by `stop_after`.
+pub fn fit_with(
+    spec: &ModelSpec,
+    class_names: &[String],
+    train: &Dataset,
+    val: &Dataset,
+    test: &Dataset,
+    cfg: &FitConfig,
+    ctl: &FitControl,
+) -> Result<Option<FitResult>, TrainError> {
     if train.is_empty() || val.is_empty() || test.is_empty() {
         return Err(TrainError::Empty);
     }
+    let _one_fit_at_a_time = FIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(cfg.seed as i64);
     let k = class_names.len() as i64;
     let (_, _, m, t) = train.x.size4()?;
@@ -280,8 +411,22 @@ pub fn fit(
         .collect();
     let mut history = Vec::new();
     let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+    let mut first_epoch = 1;
+    let mut finished = false;
+    if let Some(dir) = ctl.checkpoint_dir {
+        if let Some((state, snapshot)) = load_checkpoint(dir, &vs, &mut opt)? {
+            first_epoch = state.epoch + 1;
+            finished = state.finished;
+            history = state.history;
+            sched = state.scheduler;
+            best = Some((state.best_ua, state.best_epoch, snapshot));
+        }
+    }
     let n = train.len();
-    for epoch in 1..=cfg.epochs {
+    for epoch in first_epoch..=cfg.epochs {
+        if finished {
+            break;
+        }
         // Every random draw of an epoch derives from (seed, epoch), so an epoch's result does not
         // depend on what ran before it (the basis of exact resume).
         tch::manual_seed(cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64) as i64);
@@ -334,7 +479,21 @@ pub fn fit(
                 .collect();
             best = Some((mv.ua, epoch, snapshot));
         } else if epoch - best.as_ref().map_or(0, |b| b.1) >= cfg.patience {
-            break;
+            finished = true;
+        }
+        if let (Some(dir), Some((best_ua, best_epoch, snapshot))) = (ctl.checkpoint_dir, &best) {
+            let state = CheckpointState {
+                epoch,
+                finished,
+                history: history.clone(),
+                scheduler: sched.clone(),
+                best_ua: *best_ua,
+                best_epoch: *best_epoch,
+            };
+            save_checkpoint(dir, &state, &vs, snapshot, &opt)?;
+        }
+        if ctl.stop_after == Some(epoch) {
+            return Ok(None);
         }
     }
     let (_, best_epoch, snapshot) = best.expect("at least one epoch");
@@ -352,11 +511,11 @@ pub fn fit(
         .into_iter()
         .map(|v| v as usize)
         .collect();
-    Ok(FitResult {
+    Ok(Some(FitResult {
         best_epoch,
         history,
         test: metrics::compute(&truth, &pred, class_names),
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -234,7 +234,7 @@ pub struct Scheduler {
     pub schedule: Schedule,
     pub base_lr: f64,
     pub epochs: usize,
-    pub best_loss: f64,
+    pub best_loss: Option<f64>,
     pub bad_epochs: usize,
 }
 
@@ -244,7 +244,7 @@ impl Scheduler {
             schedule,
             base_lr,
             epochs,
-            best_loss: f64::INFINITY,
+            best_loss: None,
             bad_epochs: 0,
         }
     }
@@ -282,8 +282,8 @@ impl Scheduler {
             min_lr,
         } = self.schedule
         {
-            if val_loss < self.best_loss {
-                self.best_loss = val_loss;
+            if self.best_loss.is_none_or(|b| val_loss < b) {
+                self.best_loss = Some(val_loss);
                 self.bad_epochs = 0;
             } else {
                 self.bad_epochs += 1;
