@@ -184,5 +184,12 @@ fn a_resumed_run_ends_exactly_like_a_straight_one() {
     assert_same_history(&resumed.history, &straight.history);
     assert_eq!(resumed.test, straight.test);
     assert_eq!(resumed.best_epoch, straight.best_epoch);
+    // A checkpoint is not resumed under another configuration.
+    let other = FitConfig {
+        lr: 5e-4,
+        ..cfg.clone()
+    };
+    let e = fit_with(&spec, &names, &train, &val, &test, &other, &resume).unwrap_err();
+    assert!(e.to_string().contains("written by another model"), "{e}");
     assert!(straight.history.iter().any(|h| h.lr < 1e-3) || straight.history.len() == 5);
 }

@@ -221,6 +221,8 @@ pub struct FitControl<'a> {
 /// What a checkpoint holds besides tensors.
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointState {
+    /// Hash of the model spec, fit config and data shapes that wrote it.
+    fingerprint: String,
     epoch: usize,
     finished: bool,
     history: Vec<EpochStats>,
@@ -270,6 +272,7 @@ type Loaded = (CheckpointState, Vec<(String, Tensor)>);
 
 fn load_checkpoint(
     dir: &Path,
+    fingerprint: &str,
     vs: &nn::VarStore,
     opt: &mut optim::Optimizer,
 ) -> Result<Option<Loaded>, TrainError> {
@@ -288,6 +291,11 @@ fn load_checkpoint(
         .ok_or_else(|| err("no state".into()))?;
     let bytes = Vec::<u8>::try_from(&json.1)?;
     let state: CheckpointState = serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
+    if state.fingerprint != fingerprint {
+        return Err(err(
+            "written by another model, fit config or data; remove it to start over".into(),
+        ));
+    }
     let vars = vs.variables();
     let mut best = Vec::new();
     tch::no_grad(|| -> Result<(), TrainError> {
@@ -409,12 +417,23 @@ pub fn fit_with(
         .into_iter()
         .map(|v| v as usize)
         .collect();
+    let fingerprint = {
+        let what = serde_json::json!([
+            spec,
+            cfg,
+            train.x.size(),
+            val.x.size(),
+            test.x.size(),
+            class_names
+        ]);
+        blake3::hash(what.to_string().as_bytes()).to_hex()[..16].to_string()
+    };
     let mut history = Vec::new();
     let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
     let mut first_epoch = 1;
     let mut finished = false;
     if let Some(dir) = ctl.checkpoint_dir {
-        if let Some((state, snapshot)) = load_checkpoint(dir, &vs, &mut opt)? {
+        if let Some((state, snapshot)) = load_checkpoint(dir, &fingerprint, &vs, &mut opt)? {
             first_epoch = state.epoch + 1;
             finished = state.finished;
             history = state.history;
@@ -483,6 +502,7 @@ pub fn fit_with(
         }
         if let (Some(dir), Some((best_ua, best_epoch, snapshot))) = (ctl.checkpoint_dir, &best) {
             let state = CheckpointState {
+                fingerprint: fingerprint.clone(),
                 epoch,
                 finished,
                 history: history.clone(),
