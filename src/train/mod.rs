@@ -324,8 +324,21 @@ fn balanced_weights(y: &Tensor, k: i64) -> Tensor {
     w.to_kind(Kind::Float)
 }
 
+/// Class indices held in an integer tensor (labels, or argmax of logits).
+fn class_indices(t: &Tensor) -> Result<Vec<usize>, tch::TchError> {
+    Ok(Vec::<i64>::try_from(t)?
+        .into_iter()
+        .map(|v| v as usize)
+        .collect())
+}
+
 /// Class predictions and mean loss of `model` on `x` (normalised), in batches.
-fn predict(model: &dyn ModuleT, x: &Tensor, y: &Tensor, batch: i64) -> (Vec<usize>, f64) {
+fn predict(
+    model: &dyn ModuleT,
+    x: &Tensor,
+    y: &Tensor,
+    batch: i64,
+) -> Result<(Vec<usize>, f64), tch::TchError> {
     tch::no_grad(|| {
         let n = x.size()[0];
         let mut preds = Vec::with_capacity(n as usize);
@@ -343,20 +356,14 @@ fn predict(model: &dyn ModuleT, x: &Tensor, y: &Tensor, batch: i64) -> (Vec<usiz
                 -100,
                 0.0,
             );
-            loss += Vec::<f32>::try_from(&per_clip)
-                .unwrap_or_default()
+            loss += Vec::<f32>::try_from(&per_clip)?
                 .iter()
                 .map(|&l| l as f64)
                 .sum::<f64>();
-            preds.extend(
-                Vec::<i64>::try_from(logits.argmax(-1, false))
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|p| p as usize),
-            );
+            preds.extend(class_indices(&logits.argmax(-1, false))?);
             start += len;
         }
-        (preds, loss / n.max(1) as f64)
+        Ok((preds, loss / n.max(1) as f64))
     })
 }
 
@@ -413,10 +420,7 @@ pub fn fit_with(
     }
     let mut sched = optim::Scheduler::new(cfg.schedule.clone(), cfg.lr, cfg.epochs);
     let weights = cfg.class_weights.then(|| balanced_weights(&train.y, k));
-    let val_truth: Vec<usize> = Vec::<i64>::try_from(&val.y)?
-        .into_iter()
-        .map(|v| v as usize)
-        .collect();
+    let val_truth = class_indices(&val.y)?;
     let fingerprint = {
         let what = serde_json::json!([
             spec,
@@ -479,7 +483,7 @@ pub fn fit_with(
             opt.step();
             total += loss.double_value(&[]) * chunk.len() as f64;
         }
-        let (pred, val_loss) = predict(&model, &xva, &val.y, 256);
+        let (pred, val_loss) = predict(&model, &xva, &val.y, 256)?;
         let mv = metrics::compute(&val_truth, &pred, class_names);
         history.push(EpochStats {
             epoch,
@@ -526,11 +530,8 @@ pub fn fit_with(
             }
         }
     });
-    let (pred, _) = predict(&model, &xte, &test.y, 256);
-    let truth: Vec<usize> = Vec::<i64>::try_from(&test.y)?
-        .into_iter()
-        .map(|v| v as usize)
-        .collect();
+    let (pred, _) = predict(&model, &xte, &test.y, 256)?;
+    let truth = class_indices(&test.y)?;
     Ok(Some(FitResult {
         best_epoch,
         history,
