@@ -5,7 +5,9 @@
 //! - bake that folder into the binary's rpath, so `emolab` runs without `LD_LIBRARY_PATH`;
 //! - link with `--no-as-needed` and name `torch_cuda` explicitly when the install has it, so the
 //!   CUDA backend is loaded (and registers itself) even though no symbol of it is referenced;
-//! - record the tch and libtorch versions for `emolab doctor`.
+//! - record the tch and libtorch versions for `emolab doctor`;
+//! - compile `src/train/autocast.cpp` (bf16 autocast, which tch does not expose) against the
+//!   same libtorch headers.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,8 @@ fn main() {
     println!("cargo:rustc-link-arg=-ltorch");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
 
+    compile_autocast_shim(&lib_dir);
+
     println!("cargo:rustc-env=EMOLAB_LIBTORCH_DIR={}", lib_dir.display());
     println!(
         "cargo:rustc-env=EMOLAB_LIBTORCH_VERSION={}",
@@ -35,6 +39,23 @@ fn main() {
         "cargo:rustc-env=EMOLAB_TCH_VERSION={}",
         locked_version("tch").unwrap_or_else(|| "unknown".into())
     );
+}
+
+/// `src/train/autocast.cpp` against libtorch's headers (`<torch>/include`, next to `<torch>/lib`).
+fn compile_autocast_shim(lib_dir: &Path) {
+    println!("cargo:rerun-if-changed=src/train/autocast.cpp");
+    let include = lib_dir
+        .parent()
+        .expect("libtorch lib folder has a parent")
+        .join("include");
+    cc::Build::new()
+        .cpp(true)
+        .file("src/train/autocast.cpp")
+        .include(&include)
+        .flag("-std=c++17")
+        .flag_if_supported("-Wno-unused-parameter")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .compile("emolab_autocast");
 }
 
 /// PyTorch's wheel carries `torch/version.py` (`__version__ = '2.11.0+cu128'`) next to `torch/lib`.

@@ -9,7 +9,10 @@ use emolab::models::ModelSpec;
 use emolab::split::{make_folds, speakers_of, Protocol};
 use emolab::synth::{self, Layout, SynthOptions};
 use emolab::train::optim::Schedule;
-use emolab::train::{fit, fit_with, Dataset, EpochStats, FitConfig, FitControl, SpecAugment};
+use emolab::train::{
+    fit, fit_with, Dataset, DeviceChoice, EpochStats, FitConfig, FitControl, Precision,
+    SpecAugment, Trained,
+};
 
 /// Histories agree exactly, except validation loss to 1e-9 relative: LibTorch's CPU forward
 /// pass varies in the last bit of a loss between runs even when every prediction, every
@@ -134,6 +137,85 @@ fn cnn_v1_beats_chance_on_held_out_speakers_and_is_reproducible() {
     let b = fit(&spec, &names, &train, &val, &test, &cfg).unwrap();
     assert_eq!(a.test, b.test);
     assert_same_history(&a.history, &b.history);
+    assert!(a
+        .history
+        .iter()
+        .all(|h| h.train_seconds > 0.0 && h.epoch_seconds >= h.train_seconds));
+
+    // Save → load → predict: the same probabilities as at the end of the fit.
+    let path = tmp.path().join("model.safetensors");
+    a.model.save(&path).unwrap();
+    let loaded = Trained::load(
+        &path,
+        &spec,
+        &names,
+        test.n_features,
+        test.frames,
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(loaded.norm, a.model.norm);
+    assert_eq!(loaded.parameters(), a.model.parameters());
+    let probs = loaded.predict_proba(&test).unwrap();
+    assert_eq!(probs, a.test_probs);
+    let argmax: Vec<usize> = probs
+        .iter()
+        .map(|p| (0..p.len()).max_by(|&i, &j| p[i].total_cmp(&p[j])).unwrap())
+        .collect();
+    assert_eq!(argmax, a.test_pred);
+    // A model file of another architecture is refused with its name in the error.
+    let other = ModelSpec::preset("cnn_v3").unwrap();
+    let e = Trained::load(
+        &path,
+        &other,
+        &names,
+        test.n_features,
+        test.frames,
+        tch::Device::Cpu,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("model.safetensors"), "{e}");
+}
+
+#[test]
+fn bf16_autocast_trains_on_cpu_and_stays_close_to_fp32() {
+    tch::set_num_threads(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let (names, train, val, test) = data(tmp.path());
+    let cfg = FitConfig {
+        epochs: 2,
+        seed: 4,
+        precision: Precision::Bf16,
+        device: DeviceChoice::Cpu,
+        ..Default::default()
+    };
+    let spec = ModelSpec::preset("cnn_v1").unwrap();
+    let r = fit(&spec, &names, &train, &val, &test, &cfg).unwrap();
+    assert!(r.history.iter().all(|h| h.train_loss.is_finite()));
+    assert!(
+        r.history[1].train_loss < r.history[0].train_loss * 1.05,
+        "{:?}",
+        r.history
+    );
+    // The same weights in fp32 and under bf16 autocast give nearly the same probabilities
+    // (bf16 keeps 8 bits of mantissa) and, for nearly every clip, the same class.
+    let mut model = r.model;
+    assert_eq!(
+        model.precision,
+        Precision::Bf16,
+        "predicts as it was trained"
+    );
+    let b16 = model.predict_proba(&test).unwrap();
+    model.precision = Precision::Fp32;
+    let fp32 = model.predict_proba(&test).unwrap();
+    let max_diff = fp32
+        .iter()
+        .flatten()
+        .zip(b16.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(max_diff > 0.0, "autocast changed nothing: was it enabled?");
+    assert!(max_diff < 0.1, "bf16 differs from fp32 by {max_diff}");
 }
 
 #[test]
@@ -169,6 +251,7 @@ fn a_resumed_run_ends_exactly_like_a_straight_one() {
     let stop = FitControl {
         checkpoint_dir: Some(&ckpt),
         stop_after: Some(3),
+        progress: false,
     };
     assert!(fit_with(&spec, &names, &train, &val, &test, &cfg, &stop)
         .unwrap()
@@ -177,6 +260,7 @@ fn a_resumed_run_ends_exactly_like_a_straight_one() {
     let resume = FitControl {
         checkpoint_dir: Some(&ckpt),
         stop_after: None,
+        progress: false,
     };
     let resumed = fit_with(&spec, &names, &train, &val, &test, &cfg, &resume)
         .unwrap()

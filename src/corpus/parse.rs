@@ -12,8 +12,10 @@ use regex::Regex;
 use super::labels::{Emotion, Sex};
 
 /// A corpus naming convention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Format {
+    #[default]
     Auto,
     Cremad,
     Ravdess,

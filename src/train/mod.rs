@@ -1,14 +1,22 @@
-//! Training core: tensors from cached features, train-only normalisation, and a fit loop with
-//! balanced class weights, L2 on the model's L2 group, and early stopping on validation UA
-//! with the best weights restored.
+//! The trainer: fit a model on a fold's training clips, select on validation UA, score the test
+//! clips once with the best weights.
 //!
-//! This is the in-memory core the experiment runner builds on; run folders, checkpoints and
-//! resume come with the trainer proper. [`optim`] holds the optimizers (state owned by emolab,
-//! so it can be checkpointed), schedules and gradient clipping.
+//! - [`data`]: datasets straight from the Parquet cache, train-only normalisation, batches built
+//!   on a background thread;
+//! - [`optim`]: optimizers whose state emolab owns, schedules, gradient clipping;
+//! - [`checkpoint`]: per-epoch checkpoints and exact resume;
+//! - [`device`]: CPU/CUDA choice, threads, bf16 autocast;
+//! - this module: the loop (balanced class weights, label smoothing, SpecAugment, the model's L2
+//!   group, early stopping with the best weights restored) and [`Trained`], a fitted model with
+//!   its normaliser that saves to and loads from `model.safetensors`.
 
+pub mod checkpoint;
+pub mod data;
+pub mod device;
 pub mod optim;
 
 use std::path::Path;
+use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -17,84 +25,20 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Reduction, Tensor};
 
-use crate::cache::CacheRow;
 use crate::metrics::{self, Metrics};
-use crate::models::{ModelError, ModelSpec, L2_GROUP};
+use crate::models::{Model, ModelError, ModelSpec, L2_GROUP};
+use checkpoint::{load_checkpoint, save_checkpoint, CheckpointState};
+pub use data::{Dataset, NormMode, Normalizer};
+pub use device::{Autocast, DeviceChoice, Precision};
 
-/// Features `[N, 1, n_mels, frames]` with class labels.
-#[derive(Debug)]
-pub struct Dataset {
-    pub x: Tensor,
-    pub y: Tensor,
-    pub sex: Vec<Option<String>>,
-}
-
-impl Dataset {
-    /// Stack cache rows (all of one shape) with their labels.
-    pub fn from_rows(rows: &[&CacheRow], labels: &[usize]) -> Result<Dataset, TrainError> {
-        let first = rows.first().ok_or(TrainError::Empty)?;
-        let (t, f) = (first.n_frames as i64, first.n_features as i64);
-        let mut values = Vec::with_capacity(rows.len() * (t * f) as usize);
-        for r in rows {
-            if (r.n_frames as i64, r.n_features as i64) != (t, f) {
-                return Err(TrainError::Shape(format!(
-                    "{} is {}×{}, others {t}×{f}: use a frames policy that fixes the length",
-                    r.clip_id, r.n_frames, r.n_features
-                )));
-            }
-            values.extend_from_slice(&r.features);
-        }
-        let n = rows.len() as i64;
-        Ok(Dataset {
-            x: Tensor::from_slice(&values)
-                .reshape([n, 1, t, f])
-                .transpose(2, 3)
-                .contiguous(),
-            y: Tensor::from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>()),
-            sex: rows.iter().map(|r| r.sex.clone()).collect(),
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.y.size()[0] as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Per-mel-bin standardisation, fitted on training clips only.
-#[derive(Debug)]
-pub struct Normalizer {
-    pub mean: Tensor,
-    pub std: Tensor,
-}
-
-impl Normalizer {
-    pub fn fit(train: &Dataset) -> Normalizer {
-        let dims = [0i64, 1, 3];
-        Normalizer {
-            mean: train.x.mean_dim(dims.as_slice(), true, Kind::Float),
-            std: train
-                .x
-                .std_dim(dims.as_slice(), false, true)
-                .clamp_min(1e-5),
-        }
-    }
-
-    pub fn apply(&self, x: &Tensor) -> Tensor {
-        (x - &self.mean) / &self.std
-    }
-}
-
-/// Settings of one fit.
+/// Settings of one fit (the `train:` block of an experiment).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FitConfig {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
+    /// scikit-learn's "balanced" class weights in the loss.
     pub class_weights: bool,
     pub label_smoothing: f64,
     /// Stop after this many epochs without a better validation UA.
@@ -106,10 +50,69 @@ pub struct FitConfig {
     pub clip_grad: Option<f64>,
     /// Online SpecAugment on training batches.
     pub spec_augment: Option<SpecAugment>,
+    /// Feature standardisation (statistics from training clips only).
+    pub normalize: NormMode,
+    /// `auto` (CUDA when present), `cpu` or `cuda`.
+    pub device: DeviceChoice,
+    /// LibTorch intra-op threads (default: LibTorch's, one per core).
+    pub threads: Option<usize>,
+    /// `fp32`, or `bf16` autocast.
+    pub precision: Precision,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        FitConfig {
+            epochs: 20,
+            batch_size: 32,
+            lr: 1e-3,
+            class_weights: true,
+            label_smoothing: 0.0,
+            patience: 5,
+            seed: 0,
+            optimizer: optim::OptimizerSpec::default(),
+            schedule: optim::Schedule::Constant,
+            clip_grad: None,
+            spec_augment: None,
+            normalize: NormMode::PerMel,
+            device: DeviceChoice::Auto,
+            threads: None,
+            precision: Precision::Fp32,
+        }
+    }
+}
+
+impl FitConfig {
+    /// Values that parse but cannot train: `(key, message)`.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let bad = |k, m: &str| Err((k, m.to_string()));
+        if self.epochs == 0 {
+            return bad("epochs", "must be at least 1");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr", "must be a positive number");
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad("label_smoothing", "must be in [0, 1)");
+        }
+        if self.patience == 0 {
+            return bad("patience", "must be at least 1");
+        }
+        if self.threads == Some(0) {
+            return bad("threads", "must be at least 1");
+        }
+        if self.clip_grad.is_some_and(|c| c <= 0.0) {
+            return bad("clip_grad", "must be positive");
+        }
+        Ok(())
+    }
 }
 
 /// SpecAugment (Park et al., 2019): zero (= the training mean, after normalisation) up to
-/// `freq_masks` bands of at most `freq_width` mel bins and `time_masks` spans of at most
+/// `freq_masks` bands of at most `freq_width` bins and `time_masks` spans of at most
 /// `time_width` frames per training example.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -132,19 +135,15 @@ impl Default for SpecAugment {
 }
 
 impl SpecAugment {
-    /// Masks for a `[B, 1, M, T]` batch, as a multiplicative 0/1 tensor.
-    pub fn mask(&self, shape: &[i64], rng: &mut ChaCha8Rng) -> Tensor {
+    /// Mask a normalised `[b, 1, m, t]` batch in place.
+    pub fn apply(&self, x: &mut [f32], b: usize, m: usize, t: usize, rng: &mut ChaCha8Rng) {
         use rand::Rng;
-        let (b, m, t) = (shape[0] as usize, shape[2] as usize, shape[3] as usize);
-        let mut mask = vec![1f32; b * m * t];
         for i in 0..b {
-            let one = &mut mask[i * m * t..(i + 1) * m * t];
+            let one = &mut x[i * m * t..(i + 1) * m * t];
             for _ in 0..self.freq_masks {
                 let w = rng.random_range(0..=self.freq_width.min(m));
                 let f0 = rng.random_range(0..=m - w);
-                for f in f0..f0 + w {
-                    one[f * t..(f + 1) * t].fill(0.0);
-                }
+                one[f0 * t..(f0 + w) * t].fill(0.0);
             }
             for _ in 0..self.time_masks {
                 let w = rng.random_range(0..=self.time_width.min(t));
@@ -154,25 +153,6 @@ impl SpecAugment {
                 }
             }
         }
-        Tensor::from_slice(&mask).reshape(shape)
-    }
-}
-
-impl Default for FitConfig {
-    fn default() -> Self {
-        FitConfig {
-            epochs: 20,
-            batch_size: 32,
-            lr: 1e-3,
-            class_weights: true,
-            label_smoothing: 0.0,
-            patience: 5,
-            seed: 0,
-            optimizer: optim::OptimizerSpec::default(),
-            schedule: optim::Schedule::Constant,
-            clip_grad: None,
-            spec_augment: None,
-        }
     }
 }
 
@@ -181,18 +161,35 @@ impl Default for FitConfig {
 pub struct EpochStats {
     pub epoch: usize,
     pub train_loss: f64,
+    /// UA and WA of the training batches' predictions (train mode: dropout and masks on).
+    #[serde(default)]
+    pub train_ua: f64,
+    #[serde(default)]
+    pub train_wa: f64,
     pub val_loss: f64,
     pub val_ua: f64,
     pub val_wa: f64,
     pub lr: f64,
+    /// Wall time of the training pass (forward, backward, update), without validation.
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// Wall time of the whole epoch, validation and checkpoint included.
+    #[serde(default)]
+    pub epoch_seconds: f64,
 }
 
 /// What a fit produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug)]
 pub struct FitResult {
     pub best_epoch: usize,
     pub history: Vec<EpochStats>,
+    /// Test metrics with the best weights.
     pub test: Metrics,
+    /// Test predictions and class probabilities, in test-set order.
+    pub test_pred: Vec<usize>,
+    pub test_probs: Vec<Vec<f32>>,
+    /// The fitted model (best weights) with its normaliser.
+    pub model: Trained,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,121 +204,46 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: String, message: String },
+    #[error("train.{0}: {1}")]
+    Config(&'static str, String),
+    #[error("model file {path}: {message}")]
+    ModelFile { path: String, message: String },
 }
 
-/// How a fit is run: where it checkpoints, and (for tests of resume) where it stops.
+/// How a fit is run: where it checkpoints, whether it shows progress, and (for tests of resume)
+/// where it stops.
 #[derive(Debug, Clone, Default)]
 pub struct FitControl<'a> {
     /// Checkpoint after every epoch into `<dir>/checkpoint.ot`; resume from it when present.
     pub checkpoint_dir: Option<&'a Path>,
     /// Stop (as if killed) right after this epoch's checkpoint.
     pub stop_after: Option<usize>,
+    /// Show an indicatif bar of epochs.
+    pub progress: bool,
 }
-
-/// What a checkpoint holds besides tensors.
-#[derive(Debug, Serialize, Deserialize)]
-struct CheckpointState {
-    /// Hash of the model spec, fit config and data shapes that wrote it.
-    fingerprint: String,
-    epoch: usize,
-    finished: bool,
-    history: Vec<EpochStats>,
-    scheduler: optim::Scheduler,
-    best_ua: f64,
-    best_epoch: usize,
-}
-
-const CHECKPOINT: &str = "checkpoint.ot";
 
 /// LibTorch draws dropout masks and initial weights from one process-wide generator, so two
 /// fits running at once in a process would interleave their draws and neither would be
 /// reproducible. Fits take this lock (each already uses every intra-op thread).
 static FIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn save_checkpoint(
-    dir: &Path,
-    state: &CheckpointState,
-    vs: &nn::VarStore,
-    best: &[(String, Tensor)],
-    opt: &optim::Optimizer,
-) -> Result<(), TrainError> {
-    let path = dir.join(CHECKPOINT);
-    let err = |message: String| TrainError::Checkpoint {
-        path: path.display().to_string(),
-        message,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    let json = serde_json::to_vec(state).map_err(|e| err(e.to_string()))?;
-    let mut named: Vec<(String, Tensor)> = vec![("state.json".into(), Tensor::from_slice(&json))];
-    named.extend(
-        vs.variables()
-            .into_iter()
-            .map(|(n, t)| (format!("var.{n}"), t)),
-    );
-    named.extend(
-        best.iter()
-            .map(|(n, t)| (format!("best.{n}"), t.shallow_clone())),
-    );
-    named.extend(opt.state());
-    let tmp = crate::util::temp_path(&path);
-    Tensor::save_multi(&named, &tmp)?;
-    std::fs::rename(&tmp, &path).map_err(|e| err(e.to_string()))
-}
-
-type Loaded = (CheckpointState, Vec<(String, Tensor)>);
-
-fn load_checkpoint(
-    dir: &Path,
-    fingerprint: &str,
-    vs: &nn::VarStore,
-    opt: &mut optim::Optimizer,
-) -> Result<Option<Loaded>, TrainError> {
-    let path = dir.join(CHECKPOINT);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let err = |message: String| TrainError::Checkpoint {
-        path: path.display().to_string(),
-        message,
-    };
-    let named = Tensor::load_multi(&path)?;
-    let json = named
-        .iter()
-        .find(|(n, _)| n == "state.json")
-        .ok_or_else(|| err("no state".into()))?;
-    let bytes = Vec::<u8>::try_from(&json.1)?;
-    let state: CheckpointState = serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
-    if state.fingerprint != fingerprint {
-        return Err(err(
-            "written by another model, fit config or data; remove it to start over".into(),
-        ));
-    }
-    let vars = vs.variables();
-    let mut best = Vec::new();
-    tch::no_grad(|| -> Result<(), TrainError> {
-        for (name, t) in &named {
-            if let Some(v) = name.strip_prefix("var.") {
-                let mut target = vars
-                    .get(v)
-                    .ok_or_else(|| err(format!("variable {v} is not in this model")))?
-                    .shallow_clone();
-                target.copy_(t);
-            } else if let Some(v) = name.strip_prefix("best.") {
-                best.push((v.to_string(), t.shallow_clone()));
-            }
-        }
-        Ok(())
-    })?;
-    opt.load_state(&named).map_err(err)?;
-    Ok(Some((state, best)))
-}
-
 /// `sklearn`'s "balanced" weights: n / (k · count_c); absent classes get 0.
-fn balanced_weights(y: &Tensor, k: i64) -> Tensor {
-    let counts = y.bincount::<Tensor>(None, k).to_kind(Kind::Float);
-    let n = y.size()[0] as f64;
-    let w = (counts.reciprocal() * (n / k as f64)).nan_to_num(0.0, 0.0, 0.0);
-    w.to_kind(Kind::Float)
+fn balanced_weights(labels: &[usize], k: usize) -> Vec<f32> {
+    let mut counts = vec![0usize; k];
+    for &l in labels {
+        counts[l] += 1;
+    }
+    let n = labels.len() as f64;
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                0.0
+            } else {
+                (n / (k as f64 * c as f64)) as f32
+            }
+        })
+        .collect()
 }
 
 /// Class indices held in an integer tensor (labels, or argmax of logits).
@@ -332,39 +254,63 @@ fn class_indices(t: &Tensor) -> Result<Vec<usize>, tch::TchError> {
         .collect())
 }
 
-/// Class predictions and mean loss of `model` on `x` (normalised), in batches.
-fn predict(
+/// Input tensor of a batch on `device`.
+fn batch_tensor(b: &data::Batch, ds: &Dataset, device: Device) -> Tensor {
+    Tensor::from_slice(&b.x)
+        .reshape([b.len() as i64, 1, ds.n_features as i64, ds.frames as i64])
+        .to_device(device)
+}
+
+/// Evaluation of a model on a dataset: predictions, probabilities and mean loss.
+struct Scored {
+    pred: Vec<usize>,
+    probs: Vec<Vec<f32>>,
+    loss: f64,
+}
+
+/// Score `ds` in eval mode, batch by batch.
+fn score(
     model: &dyn ModuleT,
-    x: &Tensor,
-    y: &Tensor,
-    batch: i64,
-) -> Result<(Vec<usize>, f64), tch::TchError> {
+    ds: &Dataset,
+    norm: &Normalizer,
+    device: Device,
+    precision: Precision,
+    k: usize,
+) -> Result<Scored, tch::TchError> {
+    let order: Vec<usize> = (0..ds.len()).collect();
+    let mut out = Scored {
+        pred: Vec::with_capacity(ds.len()),
+        probs: Vec::with_capacity(ds.len()),
+        loss: 0.0,
+    };
     tch::no_grad(|| {
-        let n = x.size()[0];
-        let mut preds = Vec::with_capacity(n as usize);
-        let mut loss = 0.0;
-        let mut start = 0;
-        while start < n {
-            let len = batch.min(n - start);
-            let logits = model.forward_t(&x.narrow(0, start, len), false);
+        data::stream_batches(ds, &order, 256, norm, None, |b| {
+            let x = batch_tensor(&b, ds, device);
+            let logits = {
+                let _ac = Autocast::new(precision, device);
+                model.forward_t(&x, false)
+            }
+            .to_kind(Kind::Float);
+            let y = Tensor::from_slice(&b.y).to_device(device);
             // Per-clip losses summed here in f64, in order: torch's own Sum reduction varies in
             // its last bits with thread scheduling.
-            let per_clip = logits.cross_entropy_loss::<Tensor>(
-                &y.narrow(0, start, len),
-                None,
-                Reduction::None,
-                -100,
-                0.0,
-            );
-            loss += Vec::<f32>::try_from(&per_clip)?
+            let per_clip =
+                logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::None, -100, 0.0);
+            out.loss += Vec::<f32>::try_from(&per_clip.to_device(Device::Cpu))?
                 .iter()
                 .map(|&l| l as f64)
                 .sum::<f64>();
-            preds.extend(class_indices(&logits.argmax(-1, false))?);
-            start += len;
-        }
-        Ok((preds, loss / n.max(1) as f64))
-    })
+            let probs = logits.softmax(-1, Kind::Float).to_device(Device::Cpu);
+            let flat = Vec::<f32>::try_from(&probs.reshape([-1]))?;
+            out.probs.extend(flat.chunks(k).map(<[f32]>::to_vec));
+            out.pred.extend(class_indices(
+                &logits.argmax(-1, false).to_device(Device::Cpu),
+            )?);
+            Ok::<(), tch::TchError>(())
+        })
+    })?;
+    out.loss /= ds.len().max(1) as f64;
+    Ok(out)
 }
 
 /// Train `spec` on `train`, select on `val` (UA), score `test` once with the best weights.
@@ -388,7 +334,7 @@ pub fn fit(
     .expect("runs to the end without stop_after"))
 }
 
-/// [`fit`] with checkpoints and resume. Returns `None` when stopped by `stop_after`.
+/// [`fit`] with checkpoints, progress and resume. Returns `None` when stopped by `stop_after`.
 pub fn fit_with(
     spec: &ModelSpec,
     class_names: &[String],
@@ -401,33 +347,55 @@ pub fn fit_with(
     if train.is_empty() || val.is_empty() || test.is_empty() {
         return Err(TrainError::Empty);
     }
+    for other in [val, test] {
+        if (other.n_features, other.frames) != (train.n_features, train.frames) {
+            return Err(TrainError::Shape(format!(
+                "training clips are {}×{}, evaluation clips {}×{}",
+                train.frames, train.n_features, other.frames, other.n_features
+            )));
+        }
+    }
+    cfg.check().map_err(|(k, m)| TrainError::Config(k, m))?;
+    let device = cfg
+        .device
+        .resolve()
+        .map_err(|m| TrainError::Config("device", m))?;
     let _one_fit_at_a_time = FIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = cfg.threads {
+        tch::set_num_threads(n as i32);
+    }
     tch::manual_seed(cfg.seed as i64);
-    let k = class_names.len() as i64;
-    let (_, _, m, t) = train.x.size4()?;
-    let norm = Normalizer::fit(train);
-    let (xtr, xva, xte) = (
-        norm.apply(&train.x),
-        norm.apply(&val.x),
-        norm.apply(&test.x),
-    );
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = spec.build(&vs.root(), m, t, k)?;
+    let k = class_names.len();
+    let norm = Normalizer::fit(train, cfg.normalize);
+    let vs = nn::VarStore::new(device);
+    let model = spec.build(
+        &vs.root(),
+        train.n_features as i64,
+        train.frames as i64,
+        k as i64,
+    )?;
     let mut opt = optim::Optimizer::new(&vs, &cfg.optimizer, cfg.lr);
     if spec.l2() > 0.0 {
         // Keras adds l2·Σw² to the loss: its gradient is 2·l2·w, i.e. coupled decay 2·l2.
         opt.set_group_decay(L2_GROUP, 2.0 * spec.l2());
     }
     let mut sched = optim::Scheduler::new(cfg.schedule.clone(), cfg.lr, cfg.epochs);
-    let weights = cfg.class_weights.then(|| balanced_weights(&train.y, k));
-    let val_truth = class_indices(&val.y)?;
+    let weights = cfg
+        .class_weights
+        .then(|| Tensor::from_slice(&balanced_weights(&train.labels, k)).to_device(device));
     let fingerprint = {
+        // Where and with how many threads it runs does not change what a checkpoint means.
+        let what = FitConfig {
+            device: DeviceChoice::Auto,
+            threads: None,
+            ..cfg.clone()
+        };
         let what = serde_json::json!([
             spec,
-            cfg,
-            train.x.size(),
-            val.x.size(),
-            test.x.size(),
+            what,
+            train.shape(),
+            val.shape(),
+            test.shape(),
             class_names
         ]);
         blake3::hash(what.to_string().as_bytes()).to_hex()[..16].to_string()
@@ -445,11 +413,14 @@ pub fn fit_with(
             best = Some((state.best_ua, state.best_epoch, snapshot));
         }
     }
+    let bar = crate::util::progress_bar(cfg.epochs as u64, "epochs", ctl.progress);
+    bar.set_position(first_epoch as u64 - 1);
     let n = train.len();
     for epoch in first_epoch..=cfg.epochs {
         if finished {
             break;
         }
+        let started = Instant::now();
         // Every random draw of an epoch derives from (seed, epoch), so an epoch's result does not
         // depend on what ran before it (the basis of exact resume).
         tch::manual_seed(cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64) as i64);
@@ -457,19 +428,21 @@ pub fn fit_with(
             cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         opt.lr = sched.lr_at(epoch, opt.lr);
-        let mut order: Vec<i64> = (0..n as i64).collect();
+        let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut rng);
         let mut total = 0.0;
-        for chunk in order.chunks(cfg.batch_size.max(1)) {
-            let idx = Tensor::from_slice(chunk);
-            let mut xb = xtr.index_select(0, &idx);
-            if let Some(sa) = &cfg.spec_augment {
-                let mask = sa.mask(&xb.size(), &mut rng);
-                xb = xb * mask;
+        let (mut seen_truth, mut seen_pred) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let augment = cfg.spec_augment.as_ref().map(|sa| (sa, &mut rng));
+        data::stream_batches(train, &order, cfg.batch_size, &norm, augment, |b| {
+            let x = batch_tensor(&b, train, device);
+            let y = Tensor::from_slice(&b.y).to_device(device);
+            let logits = {
+                let _ac = Autocast::new(cfg.precision, device);
+                model.forward_t(&x, true)
             }
-            let logits = model.forward_t(&xb, true);
+            .to_kind(Kind::Float);
             let loss = logits.cross_entropy_loss(
-                &train.y.index_select(0, &idx),
+                &y,
                 weights.as_ref(),
                 Reduction::Mean,
                 -100,
@@ -481,19 +454,30 @@ pub fn fit_with(
                 opt.clip_grad_norm(c);
             }
             opt.step();
-            total += loss.double_value(&[]) * chunk.len() as f64;
-        }
-        let (pred, val_loss) = predict(&model, &xva, &val.y, 256)?;
-        let mv = metrics::compute(&val_truth, &pred, class_names);
+            total += loss.double_value(&[]) * b.len() as f64;
+            seen_pred.extend(class_indices(
+                &logits.argmax(-1, false).to_device(Device::Cpu),
+            )?);
+            seen_truth.extend(b.y.iter().map(|&v| v as usize));
+            Ok::<(), TrainError>(())
+        })?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let mt = metrics::compute(&seen_truth, &seen_pred, class_names);
+        let sv = score(&model, val, &norm, device, cfg.precision, k)?;
+        let mv = metrics::compute(&val.labels, &sv.pred, class_names);
         history.push(EpochStats {
             epoch,
             train_loss: total / n as f64,
-            val_loss,
+            train_ua: mt.ua,
+            train_wa: mt.wa,
+            val_loss: sv.loss,
             val_ua: mv.ua,
             val_wa: mv.wa,
             lr: opt.lr,
+            train_seconds,
+            epoch_seconds: 0.0,
         });
-        opt.lr = sched.after_epoch(val_loss, opt.lr);
+        opt.lr = sched.after_epoch(sv.loss, opt.lr);
         if best.as_ref().is_none_or(|(ua, _, _)| mv.ua > *ua) {
             let snapshot = vs
                 .variables()
@@ -504,6 +488,7 @@ pub fn fit_with(
         } else if epoch - best.as_ref().map_or(0, |b| b.1) >= cfg.patience {
             finished = true;
         }
+        history.last_mut().expect("pushed").epoch_seconds = started.elapsed().as_secs_f64();
         if let (Some(dir), Some((best_ua, best_epoch, snapshot))) = (ctl.checkpoint_dir, &best) {
             let state = CheckpointState {
                 fingerprint: fingerprint.clone(),
@@ -516,10 +501,19 @@ pub fn fit_with(
             };
             save_checkpoint(dir, &state, &vs, snapshot, &opt)?;
         }
+        bar.set_message(format!(
+            "loss {:.3} val UA {:.3} (best {:.3})",
+            total / n as f64,
+            mv.ua,
+            best.as_ref().map_or(0.0, |b| b.0)
+        ));
+        bar.inc(1);
         if ctl.stop_after == Some(epoch) {
+            bar.finish_and_clear();
             return Ok(None);
         }
     }
+    bar.finish_and_clear();
     let (_, best_epoch, snapshot) = best.expect("at least one epoch");
     let vars = vs.variables();
     tch::no_grad(|| {
@@ -530,13 +524,180 @@ pub fn fit_with(
             }
         }
     });
-    let (pred, _) = predict(&model, &xte, &test.y, 256)?;
-    let truth = class_indices(&test.y)?;
+    let st = score(&model, test, &norm, device, cfg.precision, k)?;
+    let test_metrics = metrics::compute(&test.labels, &st.pred, class_names);
     Ok(Some(FitResult {
         best_epoch,
         history,
-        test: metrics::compute(&truth, &pred, class_names),
+        test: test_metrics,
+        test_pred: st.pred,
+        test_probs: st.probs,
+        model: Trained {
+            spec: spec.clone(),
+            class_names: class_names.to_vec(),
+            n_features: train.n_features,
+            frames: train.frames,
+            norm,
+            vs,
+            model,
+            precision: cfg.precision,
+        },
     }))
+}
+
+/// A fitted model with everything needed to predict: spec, classes, input shape, normaliser.
+pub struct Trained {
+    pub spec: ModelSpec,
+    pub class_names: Vec<String>,
+    pub n_features: usize,
+    pub frames: usize,
+    pub norm: Normalizer,
+    pub vs: nn::VarStore,
+    pub model: Model,
+    pub precision: Precision,
+}
+
+impl std::fmt::Debug for Trained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Trained({}, {} classes, {}×{})",
+            self.spec.family(),
+            self.class_names.len(),
+            self.n_features,
+            self.frames
+        )
+    }
+}
+
+impl Trained {
+    /// Number of trainable parameters.
+    pub fn parameters(&self) -> i64 {
+        crate::models::parameter_count(&self.vs)
+    }
+
+    /// Write weights and normaliser as safetensors (`normalizer.mean`, `normalizer.std`, and
+    /// every variable under its var-store name), atomically.
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        let mut named: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.to_device(Device::Cpu)))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named.push((
+            "normalizer.mean".into(),
+            Tensor::from_slice(&self.norm.mean),
+        ));
+        named.push(("normalizer.std".into(), Tensor::from_slice(&self.norm.std)));
+        let tmp = crate::util::temp_path(path);
+        Tensor::write_safetensors(&named, &tmp)?;
+        std::fs::rename(&tmp, path).map_err(|e| TrainError::ModelFile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Rebuild `spec` for `n_features × frames` inputs and load its weights from `path`.
+    pub fn load(
+        path: &Path,
+        spec: &ModelSpec,
+        class_names: &[String],
+        n_features: usize,
+        frames: usize,
+        device: Device,
+    ) -> Result<Trained, TrainError> {
+        let err = |message: String| TrainError::ModelFile {
+            path: path.display().to_string(),
+            message,
+        };
+        let named = Tensor::read_safetensors(path).map_err(|e| err(e.to_string()))?;
+        let get = |n: &str| -> Result<Vec<f32>, TrainError> {
+            let t = named
+                .iter()
+                .find(|(k, _)| k == n)
+                .ok_or_else(|| err(format!("no tensor {n}")))?;
+            Ok(Vec::<f32>::try_from(&t.1)?)
+        };
+        let norm = Normalizer {
+            mean: get("normalizer.mean")?,
+            std: get("normalizer.std")?,
+        };
+        if norm.mean.len() != n_features {
+            return Err(err(format!(
+                "normaliser has {} bins, the pipeline {n_features}",
+                norm.mean.len()
+            )));
+        }
+        let vs = nn::VarStore::new(device);
+        let model = spec.build(
+            &vs.root(),
+            n_features as i64,
+            frames as i64,
+            class_names.len() as i64,
+        )?;
+        let vars = vs.variables();
+        if vars.len() + 2 != named.len() {
+            return Err(err(format!(
+                "{} tensors, the model has {} variables",
+                named.len() - 2,
+                vars.len()
+            )));
+        }
+        tch::no_grad(|| -> Result<(), TrainError> {
+            for (name, v) in &vars {
+                let t = named
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .ok_or_else(|| err(format!("no weights for {name}")))?;
+                if t.1.size() != v.size() {
+                    return Err(err(format!(
+                        "{name} is {:?}, the model wants {:?}",
+                        t.1.size(),
+                        v.size()
+                    )));
+                }
+                let mut v = v.shallow_clone();
+                v.copy_(&t.1);
+            }
+            Ok(())
+        })?;
+        Ok(Trained {
+            spec: spec.clone(),
+            class_names: class_names.to_vec(),
+            n_features,
+            frames,
+            norm,
+            vs,
+            model,
+            precision: Precision::Fp32,
+        })
+    }
+
+    /// Class probabilities of every clip of `ds` (labels are ignored).
+    pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, TrainError> {
+        if (ds.n_features, ds.frames) != (self.n_features, self.frames) {
+            return Err(TrainError::Shape(format!(
+                "the model takes {}×{}, these clips are {}×{}",
+                self.frames, self.n_features, ds.frames, ds.n_features
+            )));
+        }
+        if ds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let device = self.vs.device();
+        let _lock = FIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let s = score(
+            &self.model,
+            ds,
+            &self.norm,
+            device,
+            self.precision,
+            self.class_names.len(),
+        )?;
+        Ok(s.probs)
+    }
 }
 
 #[cfg(test)]
@@ -551,32 +712,42 @@ mod tests {
             time_masks: 1,
             time_width: 5,
         };
-        let shape = [8i64, 1, 20, 30];
-        let a = sa.mask(&shape, &mut ChaCha8Rng::seed_from_u64(1));
-        let b = sa.mask(&shape, &mut ChaCha8Rng::seed_from_u64(1));
-        assert!(a.equal(&b));
-        assert_eq!(a.size(), shape.to_vec());
-        for i in 0..8 {
-            let m = a.get(i).get(0);
-            // At most 4 full rows and 5 full columns are zero.
-            let zero_rows = m
-                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-                .eq(0.0)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
-            let zero_cols = m
-                .sum_dim_intlist([0i64].as_slice(), false, Kind::Float)
-                .eq(0.0)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
+        let (b, m, t) = (8, 20, 30);
+        let run = |seed| {
+            let mut x = vec![1f32; b * m * t];
+            sa.apply(&mut x, b, m, t, &mut ChaCha8Rng::seed_from_u64(seed));
+            x
+        };
+        let a = run(1);
+        assert_eq!(a, run(1));
+        for i in 0..b {
+            let one = &a[i * m * t..(i + 1) * m * t];
+            let zero_rows = (0..m)
+                .filter(|&f| one[f * t..(f + 1) * t].iter().all(|&v| v == 0.0))
+                .count();
+            let zero_cols = (0..t)
+                .filter(|&c| (0..m).all(|f| one[f * t + c] == 0.0))
+                .count();
             assert!(
                 zero_rows <= 4 && zero_cols <= 5,
                 "{zero_rows} rows, {zero_cols} columns"
             );
-            let kept = m.sum(Kind::Float).double_value(&[]);
+            let kept: f32 = one.iter().sum();
             assert!(kept >= (20.0 - 4.0) * (30.0 - 5.0));
         }
-        let total = a.sum(Kind::Float).double_value(&[]);
-        assert!(total < 8.0 * 600.0, "some values are masked");
+        assert!(
+            a.iter().sum::<f32>() < (b * m * t) as f32,
+            "some values are masked"
+        );
+    }
+
+    #[test]
+    fn balanced_weights_follow_sklearn() {
+        // sklearn: n / (k * count) = 6 / (3 * [3, 2, 1]) ; absent class 3 gets 0.
+        let w = balanced_weights(&[0, 0, 0, 1, 1, 2], 4);
+        let expect = [6.0 / 12.0, 6.0 / 8.0, 6.0 / 4.0, 0.0];
+        for (a, b) in w.iter().zip(expect) {
+            assert!((a - b).abs() < 1e-6, "{w:?}");
+        }
     }
 }
