@@ -8,8 +8,10 @@ use clap::{Args, Parser, Subcommand};
 
 use emolab::cache::Cache;
 use emolab::corpus::{self, Format, ScanOptions};
+use emolab::experiment::Experiment;
 use emolab::features::{self, Pipeline};
 use emolab::synth::{self, Layout, SynthOptions};
+use emolab::{runner, sweep};
 
 /// mimalloc keeps freed memory for reuse: the feature stage allocates and frees tens of MB per
 /// part, which glibc maps and unmaps each time (a third of featurize's time in page faults).
@@ -26,7 +28,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
   emolab synth --layout cremad --out data/synth-cremad --actors 24
   emolab corpus scan data/synth-cremad --out data/synth-cremad.manifest.parquet
   emolab corpus scan ../shared/corpora/emodb/wav --json
-  emolab featurize --pipeline pipelines/logmel64.yaml data/synth-cremad"
+  emolab featurize --pipeline pipelines/logmel64.yaml data/synth-cremad
+  emolab run experiments/demo.yaml
+  emolab train --config experiments/cnn_v3.yaml --fold 0 --seed 0
+  emolab evaluate results/demo/fold0-seed0
+  emolab predict results/demo/fold0-seed0 clip.wav
+  emolab sweep experiments/demo.yaml --grid model.dropout=0.3,0.5 --grid train.lr=1e-3,5e-4"
 )]
 struct Cli {
     /// Hide progress bars.
@@ -83,6 +90,119 @@ pyarrow and polars read its part-*.parquet files directly.")]
   emolab cache info --pipeline pipelines/logmel64.yaml --cache /scratch/cache --read-bench"
     )]
     Cache(CacheCommand),
+    /// Train and evaluate every fold × seed of an experiment into results/<name>/, then print
+    /// mean ± std of UA, WA and macro-F1. Complete runs are skipped, interrupted ones resume.
+    #[command(after_help = "Examples:
+  emolab run experiments/cnn_v3.yaml
+  emolab run experiments/cnn_v3.yaml --set train.lr=5e-4 --set model.dropout=0.4
+  emolab run experiments/emodb_cnn.yaml --force          # recompute complete runs
+  EMODB=../shared/corpora/emodb/wav emolab run experiments/emodb_cnn.yaml
+
+Each run folder holds config.yaml, meta.json, split.parquet, history.parquet,
+predictions.parquet, metrics.json and model.safetensors; results/<name>/summary.parquet
+has one row per complete run.")]
+    Run(RunArgs),
+    /// Train one model on one split (one fold and seed of an experiment file).
+    #[command(after_help = "Examples:
+  emolab train --config experiments/demo.yaml
+  emolab train --config experiments/cnn_v3.yaml --fold 2 --seed 1
+  emolab train --config experiments/cnn_v3.yaml --set train.epochs=5 --set train.device=cpu")]
+    Train(TrainArgs),
+    /// Re-score a saved run on its own test clips, or on another corpus (cross-corpus).
+    #[command(after_help = "Examples:
+  emolab evaluate results/emodb_cnn/fold0-seed0
+  emolab evaluate results/cnn_v3/fold0-seed0 --on data/ravdess
+  emolab evaluate results/cnn_v3/fold0-seed0 --on data/other.manifest.parquet --json
+
+Clips whose label the model does not know are left out and counted. Writes
+<run>/eval/<corpus>/metrics.json and predictions.parquet.")]
+    Evaluate {
+        /// A complete run folder.
+        run: PathBuf,
+        /// Corpus folder or manifest (.parquet); default: the run's own test clips.
+        #[arg(long)]
+        on: Option<PathBuf>,
+        /// Print the metrics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Predict the emotion of audio files with a saved run (any sample rate, channels, bit
+    /// depth). A file that cannot be read gets an error line; the others are still predicted.
+    #[command(after_help = "Examples:
+  emolab predict results/demo/fold0-seed0 clip.wav
+  emolab predict results/cnn_v3/fold0-seed0 recordings/*.wav --json")]
+    Predict {
+        /// A complete run folder.
+        run: PathBuf,
+        /// WAV files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON array, one object per file.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hyper-parameter sweep: grid (Cartesian product) or random search with a budget; one run
+    /// folder per trial × fold × seed; selection on validation UA only.
+    #[command(after_help = "Examples:
+  emolab sweep experiments/cnn_v3_grid.yaml
+  emolab sweep experiments/demo.yaml --grid model.dropout=0.3,0.5 --grid train.lr=1e-3,5e-4
+  emolab sweep experiments/demo.yaml --grid train.lr=1e-3,5e-4,1e-4 --budget 2
+  emolab sweep experiments/cnn_v3_grid.yaml --slurm      # write results/<name>/sweep.sbatch
+  emolab sweep experiments/cnn_v3_grid.yaml --trial 3    # one trial (what each array task runs)
+
+Re-running skips complete runs. The selected trial has the best mean validation UA; its test
+figures are reported, never used to choose.")]
+    Sweep(SweepArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Experiment file (YAML).
+    experiment: PathBuf,
+    /// Override a key: key.path=value (value in YAML), repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Recompute runs that are already complete.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Experiment file (YAML) describing the run.
+    #[arg(long)]
+    config: PathBuf,
+    /// Which fold of the protocol.
+    #[arg(long, default_value_t = 0)]
+    fold: usize,
+    /// Seed (default: the file's first seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    experiment: PathBuf,
+    /// key.path=v1,v2,... (repeatable; adds to or replaces the file's sweep params).
+    #[arg(long, value_name = "KEY=V1,V2")]
+    grid: Vec<String>,
+    /// Random search: run this many trials drawn from the space.
+    #[arg(long)]
+    budget: Option<usize>,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Run only trial I (0-based), as a Slurm array task does.
+    #[arg(long)]
+    trial: Option<usize>,
+    /// Write an sbatch array script instead of running.
+    #[arg(long)]
+    slurm: bool,
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -273,8 +393,233 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
         }
+        Command::Run(a) => {
+            let exp = Experiment::load(&a.experiment, &a.sets)?;
+            return run_experiment(&exp, a.force, progress);
+        }
+        Command::Train(a) => {
+            let mut exp = Experiment::load(&a.config, &a.sets)?;
+            let seed = a.seed.unwrap_or(exp.seeds[0]);
+            exp.seeds = vec![seed];
+            exp.folds = Some(vec![a.fold]);
+            return run_experiment(&exp, a.force, progress);
+        }
+        Command::Evaluate { run, on, json } => {
+            let (m, out, left_out) = runner::evaluate(&run, on.as_deref(), progress)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else {
+                print_metrics(&m, left_out);
+                println!("wrote {}", out.display());
+            }
+        }
+        Command::Predict { run, files, json } => {
+            let preds = runner::predict_files(&run, &files)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&preds)?);
+            } else {
+                for p in &preds {
+                    match (&p.prediction, &p.error) {
+                        (Some(top), _) => {
+                            let mut probs: Vec<_> = p.probabilities.iter().collect();
+                            probs.sort_by(|a, b| b.1.total_cmp(a.1));
+                            let all: Vec<String> =
+                                probs.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
+                            println!("{}: {top} ({})", p.file, all.join(", "));
+                        }
+                        (None, Some(e)) => eprintln!("error: {}: {e}", p.file),
+                        _ => {}
+                    }
+                }
+            }
+            if preds.iter().any(|p| p.error.is_some()) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Sweep(a) => return sweep(a, progress),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_metrics(m: &emolab::results::RunMetrics, left_out: usize) {
+    let t = &m.test;
+    println!(
+        "{} clips ({left_out} left out): UA {:.3}  WA {:.3}  macro-F1 {:.3}",
+        t.n, t.ua, t.wa, t.macro_f1
+    );
+    for c in &t.per_class {
+        println!(
+            "  {:<12} precision {:.3} recall {:.3} F1 {:.3} support {}",
+            c.label, c.precision, c.recall, c.f1, c.support
+        );
+    }
+    for (sex, s) in &m.by_sex {
+        println!("  {sex:<12} UA {:.3} WA {:.3} ({} clips)", s.ua, s.wa, s.n);
+    }
+}
+
+/// Prepare the corpus, run every fold × seed, write and print the summary.
+fn run_experiment(exp: &Experiment, force: bool, progress: bool) -> Result<ExitCode> {
+    let prep = runner::prepare(exp, progress)?;
+    eprintln!(
+        "{}: {} clips, {} classes ({}), protocol {}{}",
+        exp.name,
+        prep.clips.len(),
+        prep.classes.len(),
+        prep.classes.join(", "),
+        exp.protocol.name(),
+        if exp.protocol.speaker_leaky() {
+            " (SPEAKER-LEAKY: the same speakers are in train and test)"
+        } else {
+            ""
+        }
+    );
+    for (why, n) in &prep.skipped {
+        eprintln!("  left out {n} clips: {why}");
+    }
+    let opts = runner::RunOptions {
+        force,
+        progress,
+        trial: None,
+    };
+    let outcomes = runner::run_experiment(exp, &prep, &opts)?;
+    let skipped = outcomes.iter().filter(|o| o.skipped).count();
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.error.is_some()).collect();
+    let agg = runner::write_summary(exp)?;
+    println!(
+        "{}: {} runs ({} already complete, {} failed) → {}",
+        exp.name,
+        outcomes.len(),
+        skipped,
+        failed.len(),
+        exp.results.join(&exp.name).display()
+    );
+    println!("{}", runner::pretty(&agg)?);
+    for f in &failed {
+        eprintln!(
+            "failed: {}: {}",
+            f.dir.display(),
+            f.error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn sweep(a: SweepArgs, progress: bool) -> Result<ExitCode> {
+    let exp = Experiment::load(&a.experiment, &a.sets)?;
+    let mut spec = exp.sweep.clone().unwrap_or_default();
+    let extra = sweep::grid_from_args(&a.grid).map_err(anyhow::Error::msg)?;
+    spec.params.extend(extra.params);
+    if a.budget.is_some() {
+        spec.budget = a.budget;
+    }
+    if spec.params.is_empty() {
+        anyhow::bail!(
+            "{}: nothing to sweep: add a `sweep:` block or --grid key=v1,v2",
+            a.experiment.display()
+        );
+    }
+    let trials = sweep::trials(&spec);
+    let root = exp.results.join(&exp.name);
+    if a.slurm {
+        let script = root.join("sweep.sbatch");
+        let text = sweep::slurm_script(&a.experiment, &a.sets, &a.grid, trials.len(), &root);
+        emolab::util::atomic_write_bytes(&script, text.as_bytes())?;
+        println!(
+            "wrote {} ({} trials): sbatch {}",
+            script.display(),
+            trials.len(),
+            script.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let selected: Vec<&sweep::Trial> = match a.trial {
+        Some(i) => vec![trials.get(i).ok_or_else(|| {
+            anyhow::anyhow!("--trial {i}: the sweep has {} trials", trials.len())
+        })?],
+        None => trials.iter().collect(),
+    };
+    let reprepare = spec
+        .params
+        .keys()
+        .any(|k| k.starts_with("pipeline.") || k.starts_with("corpus."));
+    let mut shared = None;
+    let bar = emolab::util::progress_bar(selected.len() as u64, "trials", progress);
+    let mut failed = 0;
+    let mut best: Option<(f64, String)> = None;
+    for t in &selected {
+        let e = sweep::trial_experiment(&exp, t)?;
+        let fresh;
+        let prep = if reprepare {
+            fresh = runner::prepare(&e, false)?;
+            &fresh
+        } else {
+            if shared.is_none() {
+                shared = Some(runner::prepare(&e, progress)?);
+            }
+            shared.as_ref().expect("set")
+        };
+        let opts = runner::RunOptions {
+            force: a.force,
+            progress: false,
+            trial: Some((t.id.clone(), t.json_params())),
+        };
+        bar.set_message(format!("{} {}", t.id, t.label()));
+        let outcomes = runner::run_experiment(&e, prep, &opts)?;
+        failed += outcomes.iter().filter(|o| o.error.is_some()).count();
+        let mut vals = Vec::new();
+        for o in &outcomes {
+            if let Ok(m) = emolab::results::RunDir::new(&o.dir).metrics() {
+                vals.push(m.val_ua);
+            }
+        }
+        if !vals.is_empty() {
+            let v = vals.iter().sum::<f64>() / vals.len() as f64;
+            if best.as_ref().is_none_or(|b| v > b.0) {
+                best = Some((v, t.id.clone()));
+            }
+            bar.println(format!(
+                "{} {}: val UA {v:.3} over {} runs{}",
+                t.id,
+                t.label(),
+                vals.len(),
+                if outcomes.iter().all(|o| o.skipped) {
+                    " (already complete)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        bar.inc(1);
+        if let Some((v, id)) = &best {
+            bar.set_message(format!("best so far {id} val UA {v:.3}"));
+        }
+    }
+    bar.finish_and_clear();
+    let mut table = sweep::table(&exp.results, &exp.name, &trials)?;
+    emolab::util::atomic_write(&root.join("sweep.parquet"), |w| {
+        polars::prelude::ParquetWriter::new(w).finish(&mut table)?;
+        Ok(())
+    })?;
+    println!("{table}");
+    if let Some(i) = sweep::select(&table)? {
+        let row = table.get_row(i)?;
+        println!(
+            "selected on validation UA: {} ({}): test UA {} (reported, not used to choose)",
+            row.0[0],
+            row.0[1],
+            row.0[row.0.len() - 3]
+        );
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Clips from a manifest (.parquet) or by scanning a folder (problems are reported and skipped).

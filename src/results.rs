@@ -1,0 +1,283 @@
+//! Run folders (GUIDE.md §7): `results/<experiment>/<run>/` with
+//! - `config.yaml`: the resolved experiment with this run's fold and seed (re-runnable as is);
+//! - `meta.json`: [`RunMeta`]: versions, git revision, device, seed, fold, timings, status;
+//! - `split.parquet`: every clip of the fold with its role (`train`, `val`, `test`);
+//! - `history.parquet`: per-epoch losses, UA/WA, learning rate and seconds;
+//! - `predictions.parquet`: one row per test clip: clip, speaker, sex, truth, prediction, and a
+//!   `prob_<class>` column per class;
+//! - `metrics.json`: [`RunMetrics`]: test metrics, the same by speaker sex, validation UA of the
+//!   selected epoch;
+//! - `model.safetensors`: weights and the normaliser.
+//!
+//! Every file is written atomically; `meta.json` says `running` first and `complete` only after
+//! everything else is written, so a run counts as complete exactly when it is.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Metrics;
+use crate::train::EpochStats;
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Complete,
+    Failed,
+}
+
+/// `meta.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub experiment: String,
+    pub run: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub model: String,
+    pub family: String,
+    pub protocol: String,
+    pub speaker_leaky: bool,
+    /// The seed's mistake (validation on the test clips) was on.
+    pub test_as_val: bool,
+    pub target: String,
+    pub corpus: String,
+    pub pipeline: String,
+    pub fold: usize,
+    pub seed: u64,
+    pub split_seed: u64,
+    /// Sweep trial id and its parameter values, for sweep runs.
+    pub trial: Option<String>,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub classes: Vec<String>,
+    pub n_train: usize,
+    pub n_train_variants: usize,
+    pub n_val: usize,
+    pub n_test: usize,
+    pub parameters: i64,
+    pub device: String,
+    pub threads: i32,
+    pub precision: String,
+    pub emolab_version: String,
+    pub tch_version: String,
+    pub libtorch_version: String,
+    pub git_revision: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub seconds: Option<f64>,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    /// Mean wall time of one training pass (forward, backward, update).
+    pub train_seconds_per_epoch: Option<f64>,
+}
+
+/// `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMetrics {
+    pub test: Metrics,
+    /// Test metrics per speaker sex (`female`, `male`) where known.
+    pub by_sex: BTreeMap<String, Metrics>,
+    pub best_epoch: usize,
+    /// Validation UA at the selected epoch (what model selection saw).
+    pub val_ua: f64,
+}
+
+/// The files of a run folder.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub dir: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(dir: impl Into<PathBuf>) -> RunDir {
+        RunDir { dir: dir.into() }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The run's status, `None` when it never started (or `meta.json` is unreadable).
+    pub fn status(&self) -> Option<RunStatus> {
+        self.meta().ok().map(|m| m.status)
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.status() == Some(RunStatus::Complete)
+    }
+
+    pub fn meta(&self) -> Result<RunMeta> {
+        read_json(&self.path("meta.json"))
+    }
+
+    pub fn metrics(&self) -> Result<RunMetrics> {
+        read_json(&self.path("metrics.json"))
+    }
+
+    pub fn write_meta(&self, meta: &RunMeta) -> Result<()> {
+        write_json(&self.path("meta.json"), meta)
+    }
+
+    pub fn write_metrics(&self, m: &RunMetrics) -> Result<()> {
+        write_json(&self.path("metrics.json"), m)
+    }
+
+    pub fn write_config(&self, yaml: &str) -> Result<()> {
+        crate::util::atomic_write_bytes(&self.path("config.yaml"), yaml.as_bytes())
+    }
+
+    pub fn write_history(&self, history: &[EpochStats]) -> Result<()> {
+        let col = |name: &str, f: &dyn Fn(&EpochStats) -> f64| {
+            Column::new(name.into(), history.iter().map(f).collect::<Vec<f64>>())
+        };
+        let mut df = DataFrame::new(vec![
+            Column::new(
+                "epoch".into(),
+                history.iter().map(|h| h.epoch as u32).collect::<Vec<_>>(),
+            ),
+            col("train_loss", &|h| h.train_loss),
+            col("train_ua", &|h| h.train_ua),
+            col("train_wa", &|h| h.train_wa),
+            col("val_loss", &|h| h.val_loss),
+            col("val_ua", &|h| h.val_ua),
+            col("val_wa", &|h| h.val_wa),
+            col("lr", &|h| h.lr),
+            col("train_seconds", &|h| h.train_seconds),
+            col("epoch_seconds", &|h| h.epoch_seconds),
+        ])?;
+        write_parquet(&self.path("history.parquet"), &mut df)
+    }
+
+    pub fn write_split(&self, rows: &SplitRows) -> Result<()> {
+        let mut df = DataFrame::new(vec![
+            Column::new("clip_id".into(), &rows.clip_id),
+            Column::new("speaker".into(), &rows.speaker),
+            Column::new("sex".into(), &rows.sex),
+            Column::new("label".into(), &rows.label),
+            Column::new("role".into(), &rows.role),
+        ])?;
+        write_parquet(&self.path("split.parquet"), &mut df)
+    }
+
+    /// Test predictions: ids, truth, prediction and one probability column per class.
+    pub fn write_predictions(&self, p: &Predictions, path: Option<&Path>) -> Result<()> {
+        let mut df = p.to_dataframe()?;
+        let target = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.path("predictions.parquet"));
+        write_parquet(&target, &mut df)
+    }
+}
+
+/// The rows of `split.parquet`.
+#[derive(Debug, Clone, Default)]
+pub struct SplitRows {
+    pub clip_id: Vec<String>,
+    pub speaker: Vec<Option<String>>,
+    pub sex: Vec<Option<String>>,
+    pub label: Vec<String>,
+    pub role: Vec<&'static str>,
+}
+
+/// Predictions of a set of clips.
+#[derive(Debug, Clone, Default)]
+pub struct Predictions {
+    pub clip_id: Vec<String>,
+    pub path: Vec<String>,
+    pub speaker: Vec<Option<String>>,
+    pub sex: Vec<Option<String>>,
+    pub truth: Vec<String>,
+    pub prediction: Vec<String>,
+    pub classes: Vec<String>,
+    pub probs: Vec<Vec<f32>>,
+}
+
+impl Predictions {
+    pub fn to_dataframe(&self) -> Result<DataFrame> {
+        let correct: Vec<bool> = self
+            .truth
+            .iter()
+            .zip(&self.prediction)
+            .map(|(t, p)| t == p)
+            .collect();
+        let mut cols = vec![
+            Column::new("clip_id".into(), &self.clip_id),
+            Column::new("path".into(), &self.path),
+            Column::new("speaker".into(), &self.speaker),
+            Column::new("sex".into(), &self.sex),
+            Column::new("truth".into(), &self.truth),
+            Column::new("prediction".into(), &self.prediction),
+            Column::new("correct".into(), correct),
+        ];
+        for (i, c) in self.classes.iter().enumerate() {
+            cols.push(Column::new(
+                format!("prob_{c}").into(),
+                self.probs.iter().map(|p| p[i]).collect::<Vec<f32>>(),
+            ));
+        }
+        Ok(DataFrame::new(cols)?)
+    }
+}
+
+fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
+    crate::util::atomic_write(path, |w| {
+        ParquetWriter::new(w)
+            .with_compression(ParquetCompression::Zstd(None))
+            .finish(df)?;
+        Ok(())
+    })
+}
+
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
+}
+
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    crate::util::atomic_write_bytes(path, text.as_bytes())
+}
+
+/// The git revision of the working directory, when it is a git checkout.
+pub fn git_revision() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let rev = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()
+        .is_some_and(|o| !o.stdout.is_empty());
+    Some(if dirty { format!("{rev}-dirty") } else { rev })
+}
+
+/// Every run folder under `root` (`<root>/<experiment>/<run>/meta.json`).
+pub fn run_dirs(root: &Path) -> Vec<RunDir> {
+    let mut out = Vec::new();
+    let Ok(exps) = std::fs::read_dir(root) else {
+        return out;
+    };
+    for e in exps.flatten() {
+        let Ok(runs) = std::fs::read_dir(e.path()) else {
+            continue;
+        };
+        for r in runs.flatten() {
+            if r.path().join("meta.json").exists() {
+                out.push(RunDir::new(r.path()));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.dir.cmp(&b.dir));
+    out
+}

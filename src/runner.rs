@@ -1,0 +1,837 @@
+//! The experiment runner: corpus → labels → features (cached) → split → train and evaluate every
+//! fold × seed → run folders → summary; plus re-evaluation of a saved run on any corpus and
+//! prediction on new audio.
+//!
+//! Splits depend only on (manifest, protocol, split seed), so every model of every experiment on
+//! the same corpus and protocol sees the same folds and comparisons are paired. A run whose
+//! folder says `complete` is skipped; a `running` one resumes from its checkpoint; `--force`
+//! recomputes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use polars::prelude::*;
+use serde_yaml::Value;
+
+use crate::cache::{row_key, Cache, CacheRow};
+use crate::config::ConfigError;
+use crate::corpus::{self, ClipRecord, ScanOptions};
+use crate::experiment::{Experiment, Target};
+use crate::features::{self, FeatureExtractor};
+use crate::metrics;
+use crate::results::{
+    git_revision, Predictions, RunDir, RunMeta, RunMetrics, RunStatus, SplitRows,
+};
+use crate::split::{make_folds, Fold, SplitError};
+use crate::train::{self, device, Dataset, FitControl, Trained};
+
+/// A corpus made ready for an experiment: kept clips, their labels and cached features.
+pub struct Prepared {
+    pub clips: Vec<ClipRecord>,
+    pub labels: Vec<usize>,
+    pub classes: Vec<String>,
+    /// Per clip (same order as `clips`): the original variant first, then augmented ones.
+    pub rows: Vec<Vec<CacheRow>>,
+    /// Clips left out: no label for the target, label not kept, or features failed.
+    pub skipped: BTreeMap<String, usize>,
+}
+
+/// A clip's label for `target`, after `merge`.
+pub fn label_of(
+    c: &ClipRecord,
+    target: Target,
+    merge: &BTreeMap<String, String>,
+) -> Option<String> {
+    let raw = match target {
+        Target::Emotion => Some(c.emotion.clone()),
+        Target::Sentence => c.sentence.clone(),
+        Target::Intensity => c.intensity.clone(),
+        Target::Sex => c.sex.clone(),
+    }?;
+    Some(merge.get(&raw).cloned().unwrap_or(raw))
+}
+
+/// Clips from a manifest (`.parquet`) or by scanning a folder.
+pub fn load_corpus(exp: &Experiment, path: &Path, progress: bool) -> Result<Vec<ClipRecord>> {
+    if path.extension().is_some_and(|e| e == "parquet") {
+        return corpus::read_manifest(path);
+    }
+    let scan = corpus::scan(
+        path,
+        &ScanOptions {
+            format: exp.corpus.format,
+            demographics: exp.corpus.demographics.clone(),
+            speaker_pattern: exp
+                .corpus
+                .speaker_pattern
+                .as_deref()
+                .map(regex::Regex::new)
+                .transpose()?,
+            progress,
+        },
+    )?;
+    if !scan.problems.is_empty() {
+        eprintln!(
+            "scan: {} files skipped (run `emolab corpus scan {}` for the list)",
+            scan.problems.len(),
+            path.display()
+        );
+    }
+    Ok(scan.clips)
+}
+
+/// Scan, label, featurize (cached) and load the features of an experiment's corpus.
+pub fn prepare(exp: &Experiment, progress: bool) -> Result<Prepared> {
+    let all = load_corpus(exp, &exp.corpus.path, progress)?;
+    if all.is_empty() {
+        return Err(exp
+            .error(
+                "corpus.path",
+                format!("{} has no usable clips", exp.corpus.path.display()),
+            )
+            .into());
+    }
+    let mut skipped = BTreeMap::new();
+    let mut labelled = Vec::new();
+    for c in all {
+        match label_of(&c, exp.corpus.target, &exp.corpus.merge) {
+            Some(l) => labelled.push((c, l)),
+            None => {
+                *skipped
+                    .entry(format!("no {}", exp.corpus.target.name()))
+                    .or_insert(0) += 1
+            }
+        }
+    }
+    let present: std::collections::BTreeSet<String> =
+        labelled.iter().map(|(_, l)| l.clone()).collect();
+    let classes: Vec<String> = match &exp.corpus.labels {
+        Some(keep) => {
+            for l in keep {
+                if !present.contains(l) {
+                    let best = present
+                        .iter()
+                        .min_by_key(|p| crate::config::edit_distance(l, p))
+                        .cloned()
+                        .unwrap_or_default();
+                    return Err(ConfigError {
+                        file: exp.file.clone(),
+                        key: Some("corpus.labels".into()),
+                        message: format!(
+                            "no clip has {} `{l}` (present: {})",
+                            exp.corpus.target.name(),
+                            present.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                        hint: (crate::config::edit_distance(l, &best) <= l.len() / 2 + 1)
+                            .then(|| format!("did you mean `{best}`?")),
+                    }
+                    .into());
+                }
+            }
+            keep.clone()
+        }
+        None => present.into_iter().collect(),
+    };
+    if classes.len() < 2 {
+        return Err(exp
+            .error(
+                "corpus.labels",
+                format!("needs at least 2 classes, has {classes:?}"),
+            )
+            .into());
+    }
+    let (mut clips, mut labels) = (Vec::new(), Vec::new());
+    for (c, l) in labelled {
+        match classes.iter().position(|k| *k == l) {
+            Some(i) => {
+                clips.push(c);
+                labels.push(i);
+            }
+            None => *skipped.entry(format!("label {l} not kept")).or_insert(0) += 1,
+        }
+    }
+    let report = features::featurize(&clips, &exp.pipeline, &exp.cache, progress)?;
+    if !report.failed.is_empty() {
+        eprintln!("{report}");
+    }
+    let failed: HashSet<&str> = report.failed.iter().map(|p| p.path.as_str()).collect();
+    let variants = exp.pipeline.variants();
+    let cache = Cache::open(&exp.cache, &exp.pipeline.feature_key())?;
+    let wanted: HashSet<String> = clips
+        .iter()
+        .flat_map(|c| variants.iter().map(|v| row_key(&c.content_hash, &v.key)))
+        .collect();
+    let mut by_key: HashMap<String, CacheRow> = cache
+        .read_all(Some(&wanted))?
+        .into_iter()
+        .map(|r| (r.key.clone(), r))
+        .collect();
+    let mut out = Prepared {
+        clips: Vec::new(),
+        labels: Vec::new(),
+        classes,
+        rows: Vec::new(),
+        skipped,
+    };
+    for (c, l) in clips.into_iter().zip(labels) {
+        let rows: Option<Vec<CacheRow>> = variants
+            .iter()
+            .map(|v| {
+                let k = row_key(&c.content_hash, &v.key);
+                // Two identical files share rows: clone (the features buffer is shared).
+                by_key.get(&k).cloned()
+            })
+            .collect();
+        match rows {
+            Some(rows) if !failed.contains(c.path.as_str()) => {
+                out.clips.push(c);
+                out.labels.push(l);
+                out.rows.push(rows);
+            }
+            _ => *out.skipped.entry("features failed".into()).or_insert(0) += 1,
+        }
+    }
+    by_key.clear();
+    Ok(out)
+}
+
+/// Folds of a seed, with protocol errors turned into config errors on the right key.
+pub fn folds_for(exp: &Experiment, prep: &Prepared, split_seed: u64) -> Result<Vec<Fold>> {
+    make_folds(
+        &prep.clips,
+        &prep.labels,
+        &prep.classes,
+        &exp.protocol,
+        split_seed,
+    )
+    .map_err(|e| {
+        let key = match &e {
+            SplitError::TooFewSpeakers { .. } | SplitError::MissingClass { .. } => "protocol.k",
+            SplitError::NoSpeaker(_) => "protocol.kind",
+            SplitError::Invalid(_) => "protocol",
+        };
+        exp.error(key, e.to_string()).into()
+    })
+}
+
+/// How runs are run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Recompute complete runs.
+    pub force: bool,
+    pub progress: bool,
+    /// Sweep trial (id and parameter values) the runs belong to.
+    pub trial: Option<(String, BTreeMap<String, serde_json::Value>)>,
+}
+
+/// What happened to one run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub status: RunStatus,
+    /// Already complete before this invocation.
+    pub skipped: bool,
+    pub error: Option<String>,
+}
+
+/// The folder of a run.
+pub fn run_dir(exp: &Experiment, trial: Option<&str>, fold: usize, seed: u64) -> RunDir {
+    let name = match trial {
+        Some(t) => format!("{t}-fold{fold}-seed{seed}"),
+        None => format!("fold{fold}-seed{seed}"),
+    };
+    RunDir::new(exp.results.join(&exp.name).join(name))
+}
+
+/// Train and evaluate every selected fold × seed of `exp`.
+pub fn run_experiment(
+    exp: &Experiment,
+    prep: &Prepared,
+    opts: &RunOptions,
+) -> Result<Vec<RunOutcome>> {
+    let mut plan = Vec::new();
+    for &seed in &exp.seeds {
+        let split_seed = exp.split_seed.unwrap_or(seed);
+        let folds = folds_for(exp, prep, split_seed)?;
+        if let Some(sel) = &exp.folds {
+            if let Some(f) = sel.iter().find(|&&f| f >= folds.len()) {
+                return Err(exp
+                    .error(
+                        "folds",
+                        format!("fold {f} does not exist ({} folds)", folds.len()),
+                    )
+                    .into());
+            }
+        }
+        for f in folds {
+            if exp.folds.as_ref().is_none_or(|s| s.contains(&f.index)) {
+                plan.push((f, seed, split_seed));
+            }
+        }
+    }
+    let trial = opts.trial.as_ref().map(|t| t.0.as_str());
+    let mut out = Vec::new();
+    let total = plan.len();
+    for (i, (fold, seed, split_seed)) in plan.into_iter().enumerate() {
+        let dir = run_dir(exp, trial, fold.index, seed);
+        if dir.is_complete() && !opts.force {
+            out.push(RunOutcome {
+                dir: dir.dir,
+                status: RunStatus::Complete,
+                skipped: true,
+                error: None,
+            });
+            continue;
+        }
+        if opts.force && dir.dir.exists() {
+            std::fs::remove_dir_all(&dir.dir)
+                .with_context(|| format!("cannot remove {}", dir.dir.display()))?;
+        }
+        if opts.progress {
+            eprintln!(
+                "[{}/{total}] {} {} fold {} seed {} → {}",
+                i + 1,
+                exp.name,
+                exp.model_name,
+                fold.index,
+                seed,
+                dir.dir.display()
+            );
+        }
+        match run_one(exp, prep, &fold, seed, split_seed, &dir, opts) {
+            Ok(()) => out.push(RunOutcome {
+                dir: dir.dir,
+                status: RunStatus::Complete,
+                skipped: false,
+                error: None,
+            }),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                eprintln!("run {} failed: {msg}", dir.dir.display());
+                if let Ok(mut m) = dir.meta() {
+                    m.status = RunStatus::Failed;
+                    m.error = Some(msg.clone());
+                    let _ = dir.write_meta(&m);
+                }
+                out.push(RunOutcome {
+                    dir: dir.dir,
+                    status: RunStatus::Failed,
+                    skipped: false,
+                    error: Some(msg),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Train one fold with one seed into `dir`.
+pub fn run_one(
+    exp: &Experiment,
+    prep: &Prepared,
+    fold: &Fold,
+    seed: u64,
+    split_seed: u64,
+    dir: &RunDir,
+    opts: &RunOptions,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut cfg = exp.train.clone();
+    cfg.seed = seed;
+    let dev = cfg
+        .device
+        .resolve()
+        .map_err(|m| exp.error("train.device", m))?;
+    std::fs::create_dir_all(&dir.dir)
+        .with_context(|| format!("cannot create {}", dir.dir.display()))?;
+    dir.write_config(&exp.run_yaml(fold.index, seed))?;
+    let pick = |idx: &[usize], all_variants: bool| -> Result<Dataset> {
+        let mut rows = Vec::new();
+        let mut labels = Vec::new();
+        for &i in idx {
+            let take = if all_variants { prep.rows[i].len() } else { 1 };
+            for r in &prep.rows[i][..take] {
+                rows.push(r);
+                labels.push(prep.labels[i]);
+            }
+        }
+        Ok(Dataset::from_rows(&rows, &labels)?)
+    };
+    let train_ds = pick(&fold.train, true)?;
+    let val_ds = pick(&fold.val, false)?;
+    let test_ds = pick(&fold.test, false)?;
+    let (test_as_val, leaky) = match &exp.protocol {
+        crate::split::Protocol::Random { test_as_val, .. } => (*test_as_val, true),
+        _ => (false, false),
+    };
+    let mut meta = RunMeta {
+        experiment: exp.name.clone(),
+        run: dir
+            .dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        status: RunStatus::Running,
+        error: None,
+        model: exp.model_name.clone(),
+        family: exp.model.family().into(),
+        protocol: exp.protocol.name().into(),
+        speaker_leaky: leaky,
+        test_as_val,
+        target: exp.corpus.target.name().into(),
+        corpus: exp.corpus.path.display().to_string(),
+        pipeline: exp.pipeline.name.clone(),
+        fold: fold.index,
+        seed,
+        split_seed,
+        trial: opts.trial.as_ref().map(|t| t.0.clone()),
+        params: opts.trial.as_ref().map(|t| t.1.clone()).unwrap_or_default(),
+        classes: prep.classes.clone(),
+        n_train: fold.train.len(),
+        n_train_variants: train_ds.len(),
+        n_val: fold.val.len(),
+        n_test: fold.test.len(),
+        parameters: 0,
+        device: device::device_name(dev),
+        threads: cfg.threads.map_or_else(tch::get_num_threads, |t| t as i32),
+        precision: format!("{:?}", cfg.precision).to_lowercase(),
+        emolab_version: env!("CARGO_PKG_VERSION").into(),
+        tch_version: env!("EMOLAB_TCH_VERSION").into(),
+        libtorch_version: env!("EMOLAB_LIBTORCH_VERSION").into(),
+        git_revision: git_revision(),
+        started_at: now(),
+        finished_at: None,
+        seconds: None,
+        epochs_run: 0,
+        best_epoch: 0,
+        train_seconds_per_epoch: None,
+    };
+    dir.write_meta(&meta)?;
+    let mut split = SplitRows::default();
+    for (role, idx) in [
+        ("train", &fold.train),
+        ("val", &fold.val),
+        ("test", &fold.test),
+    ] {
+        for &i in idx.iter() {
+            let c = &prep.clips[i];
+            split.clip_id.push(c.clip_id.clone());
+            split.speaker.push(c.speaker.clone());
+            split.sex.push(c.sex.clone());
+            split.label.push(prep.classes[prep.labels[i]].clone());
+            split.role.push(role);
+        }
+    }
+    dir.write_split(&split)?;
+    let ctl = FitControl {
+        checkpoint_dir: Some(&dir.dir),
+        stop_after: None,
+        progress: opts.progress,
+    };
+    let fit = train::fit_with(
+        &exp.model,
+        &prep.classes,
+        &train_ds,
+        &val_ds,
+        &test_ds,
+        &cfg,
+        &ctl,
+    )?
+    .expect("no stop_after");
+    dir.write_history(&fit.history)?;
+    let test_clips: Vec<&ClipRecord> = fold.test.iter().map(|&i| &prep.clips[i]).collect();
+    let preds = Predictions {
+        clip_id: test_clips.iter().map(|c| c.clip_id.clone()).collect(),
+        path: test_clips.iter().map(|c| c.path.clone()).collect(),
+        speaker: test_clips.iter().map(|c| c.speaker.clone()).collect(),
+        sex: test_clips.iter().map(|c| c.sex.clone()).collect(),
+        truth: fold
+            .test
+            .iter()
+            .map(|&i| prep.classes[prep.labels[i]].clone())
+            .collect(),
+        prediction: fit
+            .test_pred
+            .iter()
+            .map(|&p| prep.classes[p].clone())
+            .collect(),
+        classes: prep.classes.clone(),
+        probs: fit.test_probs.clone(),
+    };
+    dir.write_predictions(&preds, None)?;
+    let truth: Vec<usize> = fold.test.iter().map(|&i| prep.labels[i]).collect();
+    let sexes: Vec<Option<String>> = test_clips.iter().map(|c| c.sex.clone()).collect();
+    let best = &fit.history[fit.best_epoch - 1];
+    dir.write_metrics(&RunMetrics {
+        test: fit.test.clone(),
+        by_sex: metrics::by_group(&truth, &fit.test_pred, &sexes, &prep.classes),
+        best_epoch: fit.best_epoch,
+        val_ua: best.val_ua,
+    })?;
+    fit.model.save(&dir.path("model.safetensors"))?;
+    meta.parameters = fit.model.parameters();
+    meta.epochs_run = fit.history.len();
+    meta.best_epoch = fit.best_epoch;
+    meta.train_seconds_per_epoch =
+        Some(fit.history.iter().map(|h| h.train_seconds).sum::<f64>() / fit.history.len() as f64);
+    meta.finished_at = Some(now());
+    meta.seconds = Some(started.elapsed().as_secs_f64());
+    meta.status = RunStatus::Complete;
+    dir.write_meta(&meta)?;
+    let _ = std::fs::remove_file(dir.path(train::checkpoint::CHECKPOINT));
+    Ok(())
+}
+
+/// One row per complete run of `exp` (optionally one trial): the summary table.
+pub fn summary(exp_dir: &Path) -> Result<DataFrame> {
+    let mut rows: Vec<(RunMeta, RunMetrics)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(exp_dir) {
+        for e in entries.flatten() {
+            let d = RunDir::new(e.path());
+            if d.is_complete() {
+                if let (Ok(m), Ok(x)) = (d.meta(), d.metrics()) {
+                    rows.push((m, x));
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.0.run.cmp(&b.0.run));
+    let s = |f: &dyn Fn(&(RunMeta, RunMetrics)) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let x = |f: &dyn Fn(&(RunMeta, RunMetrics)) -> f64| rows.iter().map(f).collect::<Vec<_>>();
+    let df = DataFrame::new(vec![
+        Column::new("experiment".into(), s(&|r| r.0.experiment.clone())),
+        Column::new("run".into(), s(&|r| r.0.run.clone())),
+        Column::new("model".into(), s(&|r| r.0.model.clone())),
+        Column::new("family".into(), s(&|r| r.0.family.clone())),
+        Column::new(
+            "trial".into(),
+            rows.iter().map(|r| r.0.trial.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "params".into(),
+            s(&|r| serde_json::to_string(&r.0.params).unwrap_or_default()),
+        ),
+        Column::new("protocol".into(), s(&|r| r.0.protocol.clone())),
+        Column::new(
+            "speaker_leaky".into(),
+            rows.iter().map(|r| r.0.speaker_leaky).collect::<Vec<_>>(),
+        ),
+        Column::new("target".into(), s(&|r| r.0.target.clone())),
+        Column::new(
+            "fold".into(),
+            rows.iter().map(|r| r.0.fold as u32).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "seed".into(),
+            rows.iter().map(|r| r.0.seed).collect::<Vec<_>>(),
+        ),
+        Column::new("ua".into(), x(&|r| r.1.test.ua)),
+        Column::new("wa".into(), x(&|r| r.1.test.wa)),
+        Column::new("macro_f1".into(), x(&|r| r.1.test.macro_f1)),
+        Column::new("val_ua".into(), x(&|r| r.1.val_ua)),
+        Column::new(
+            "best_epoch".into(),
+            rows.iter()
+                .map(|r| r.1.best_epoch as u32)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "parameters".into(),
+            rows.iter().map(|r| r.0.parameters).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "train_seconds_per_epoch".into(),
+            x(&|r| r.0.train_seconds_per_epoch.unwrap_or(f64::NAN)),
+        ),
+        Column::new("device".into(), s(&|r| r.0.device.clone())),
+    ])?;
+    Ok(df)
+}
+
+/// Mean ± std of UA, WA and macro-F1 per model (and trial) of a summary.
+pub fn aggregate(summary: &DataFrame) -> Result<DataFrame> {
+    let agg = summary
+        .clone()
+        .lazy()
+        .group_by_stable([col("experiment"), col("model"), col("trial")])
+        .agg([
+            len().alias("runs"),
+            col("ua").mean().alias("ua_mean"),
+            col("ua").std(1).alias("ua_std"),
+            col("wa").mean().alias("wa_mean"),
+            col("wa").std(1).alias("wa_std"),
+            col("macro_f1").mean().alias("f1_mean"),
+            col("macro_f1").std(1).alias("f1_std"),
+            col("val_ua").mean().alias("val_ua_mean"),
+            col("speaker_leaky").any(true).alias("speaker_leaky"),
+        ])
+        .collect()?;
+    Ok(agg)
+}
+
+/// The aggregate as printable `mean ± std` strings.
+pub fn pretty(agg: &DataFrame) -> Result<DataFrame> {
+    let f = |name: &str| -> Result<Vec<Option<f64>>> {
+        Ok(agg.column(name)?.f64()?.into_iter().collect())
+    };
+    let pm = |m: &str, s: &str| -> Result<Vec<String>> {
+        Ok(f(m)?
+            .into_iter()
+            .zip(f(s)?)
+            .map(|(m, s)| match m {
+                Some(m) => format!("{m:.3} ± {:.3}", s.unwrap_or(0.0)),
+                None => "-".into(),
+            })
+            .collect())
+    };
+    Ok(DataFrame::new(vec![
+        agg.column("model")?.clone(),
+        agg.column("trial")?.clone(),
+        agg.column("runs")?.clone(),
+        Column::new("UA".into(), pm("ua_mean", "ua_std")?),
+        Column::new("WA".into(), pm("wa_mean", "wa_std")?),
+        Column::new("macro-F1".into(), pm("f1_mean", "f1_std")?),
+        agg.column("speaker_leaky")?
+            .clone()
+            .with_name("leaky".into()),
+    ])?)
+}
+
+/// Write `results/<exp>/summary.parquet` and return the aggregate.
+pub fn write_summary(exp: &Experiment) -> Result<DataFrame> {
+    let dir = exp.results.join(&exp.name);
+    let mut df = summary(&dir)?;
+    crate::util::atomic_write(&dir.join("summary.parquet"), |w| {
+        ParquetWriter::new(w).finish(&mut df)?;
+        Ok(())
+    })?;
+    aggregate(&df)
+}
+
+/// A run folder's experiment, model and classes, loaded for evaluation or prediction.
+pub struct LoadedRun {
+    pub exp: Experiment,
+    pub meta: RunMeta,
+    pub model: Trained,
+}
+
+/// Load a complete run's model.
+pub fn load_run(run: &Path, device: tch::Device) -> Result<LoadedRun> {
+    let dir = RunDir::new(run);
+    let meta = dir
+        .meta()
+        .with_context(|| format!("{} is not a run folder", run.display()))?;
+    if meta.status != RunStatus::Complete {
+        bail!(
+            "run {} is {:?}, not complete: finish it first (`emolab run` resumes it)",
+            run.display(),
+            meta.status
+        );
+    }
+    let config = dir.path("config.yaml");
+    let text = std::fs::read_to_string(&config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let tree: Value = crate::config::parse_yaml(&config, &text)?;
+    let exp = Experiment::from_tree_unchecked(&config, tree)?;
+    let frames = dir_frames(&exp)?;
+    let model = Trained::load(
+        &dir.path("model.safetensors"),
+        &exp.model,
+        &meta.classes,
+        exp.pipeline.n_features(),
+        frames,
+        device,
+    )?;
+    Ok(LoadedRun { exp, meta, model })
+}
+
+fn dir_frames(exp: &Experiment) -> Result<usize> {
+    exp.pipeline.frames.size.ok_or_else(|| {
+        anyhow::anyhow!(
+            "pipeline {} has no fixed frame count; a saved model needs `frames: {{size: N}}`",
+            exp.pipeline.name
+        )
+    })
+}
+
+/// Re-score a saved run on its own test clips, or on any corpus (`on`): a folder or manifest.
+/// Clips whose label the model does not know are left out and counted. Writes
+/// `<run>/eval/<name>/{metrics.json,predictions.parquet}`.
+pub fn evaluate(
+    run: &Path,
+    on: Option<&Path>,
+    progress: bool,
+) -> Result<(RunMetrics, PathBuf, usize)> {
+    let lr = load_run(run, tch::Device::cuda_if_available())?;
+    let exp = &lr.exp;
+    let classes = &lr.meta.classes;
+    let (clips, name): (Vec<ClipRecord>, String) = match on {
+        Some(p) => (
+            load_corpus(exp, p, progress)?,
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "corpus".into()),
+        ),
+        None => {
+            let all = load_corpus(exp, &exp.corpus.path, progress)?;
+            let split = ParquetReader::new(
+                std::fs::File::open(run.join("split.parquet"))
+                    .with_context(|| format!("{}/split.parquet", run.display()))?,
+            )
+            .finish()?;
+            let test: HashSet<String> = split
+                .lazy()
+                .filter(col("role").eq(lit("test")))
+                .collect()?
+                .column("clip_id")?
+                .str()?
+                .into_iter()
+                .flatten()
+                .map(str::to_string)
+                .collect();
+            (
+                all.into_iter()
+                    .filter(|c| test.contains(&c.clip_id))
+                    .collect(),
+                "test".into(),
+            )
+        }
+    };
+    let mut kept = Vec::new();
+    let mut labels = Vec::new();
+    let mut left_out = 0;
+    for c in clips {
+        match label_of(&c, exp.corpus.target, &exp.corpus.merge)
+            .and_then(|l| classes.iter().position(|k| *k == l))
+        {
+            Some(i) => {
+                kept.push(c);
+                labels.push(i);
+            }
+            None => left_out += 1,
+        }
+    }
+    if kept.is_empty() {
+        bail!(
+            "no clip has one of the model's labels ({}); {left_out} clips left out",
+            classes.join(", ")
+        );
+    }
+    // Only the original variant is needed.
+    let mut pipeline = exp.pipeline.clone();
+    pipeline.augment.clear();
+    features::featurize(&kept, &pipeline, &exp.cache, progress)?;
+    let cache = Cache::open(&exp.cache, &pipeline.feature_key())?;
+    let wanted: HashSet<String> = kept
+        .iter()
+        .map(|c| row_key(&c.content_hash, "original"))
+        .collect();
+    let by_key: HashMap<String, CacheRow> = cache
+        .read_all(Some(&wanted))?
+        .into_iter()
+        .map(|r| (r.key.clone(), r))
+        .collect();
+    let (mut rows, mut lab, mut used) = (Vec::new(), Vec::new(), Vec::new());
+    for (c, l) in kept.iter().zip(&labels) {
+        if let Some(r) = by_key.get(&row_key(&c.content_hash, "original")) {
+            rows.push(r);
+            lab.push(*l);
+            used.push(c);
+        } else {
+            left_out += 1;
+        }
+    }
+    let ds = Dataset::from_rows(&rows, &lab)?;
+    let probs = lr.model.predict_proba(&ds)?;
+    let pred: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
+    let sexes: Vec<Option<String>> = used.iter().map(|c| c.sex.clone()).collect();
+    let m = RunMetrics {
+        test: metrics::compute(&lab, &pred, classes),
+        by_sex: metrics::by_group(&lab, &pred, &sexes, classes),
+        best_epoch: lr.meta.best_epoch,
+        val_ua: f64::NAN,
+    };
+    let out = run.join("eval").join(&name);
+    crate::results::write_json(&out.join("metrics.json"), &m)?;
+    let preds = Predictions {
+        clip_id: used.iter().map(|c| c.clip_id.clone()).collect(),
+        path: used.iter().map(|c| c.path.clone()).collect(),
+        speaker: used.iter().map(|c| c.speaker.clone()).collect(),
+        sex: sexes,
+        truth: lab.iter().map(|&i| classes[i].clone()).collect(),
+        prediction: pred.iter().map(|&i| classes[i].clone()).collect(),
+        classes: classes.clone(),
+        probs,
+    };
+    RunDir::new(run).write_predictions(&preds, Some(&out.join("predictions.parquet")))?;
+    Ok((m, out, left_out))
+}
+
+fn argmax(p: &[f32]) -> usize {
+    (0..p.len())
+        .max_by(|&i, &j| p[i].total_cmp(&p[j]))
+        .unwrap_or(0)
+}
+
+/// The prediction for one audio file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FilePrediction {
+    pub file: String,
+    pub prediction: Option<String>,
+    pub probabilities: BTreeMap<String, f32>,
+    pub error: Option<String>,
+}
+
+/// Predict the label of each audio file (any rate, channels, bit depth). A file that cannot be
+/// read gets its error; the others are predicted.
+pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction>> {
+    let lr = load_run(run, tch::Device::cuda_if_available())?;
+    let p = &lr.exp.pipeline;
+    let fx = FeatureExtractor::new(p).map_err(|e| anyhow::anyhow!("pipeline {}: {e}", p.name))?;
+    let mut out = Vec::new();
+    for f in files {
+        let one = (|| -> Result<Vec<f32>, String> {
+            let y = features::stage::load_clip(f, p.sample_rate)?;
+            if y.is_empty() {
+                return Err("no audio samples".into());
+            }
+            let (frames, feats) = fx.compute(&y).map_err(|e| e.to_string())?;
+            if frames != lr.model.frames {
+                return Err(format!(
+                    "{frames} frames, the model takes {} (pipeline frames policy)",
+                    lr.model.frames
+                ));
+            }
+            let ds = Dataset {
+                features: vec![feats.into()],
+                labels: vec![0],
+                sex: vec![None],
+                n_features: fx.n_features(),
+                frames,
+            };
+            let probs = lr.model.predict_proba(&ds).map_err(|e| e.to_string())?;
+            Ok(probs.into_iter().next().unwrap_or_default())
+        })();
+        out.push(match one {
+            Ok(probs) => FilePrediction {
+                file: f.display().to_string(),
+                prediction: Some(lr.meta.classes[argmax(&probs)].clone()),
+                probabilities: lr.meta.classes.iter().cloned().zip(probs).collect(),
+                error: None,
+            },
+            Err(e) => FilePrediction {
+                file: f.display().to_string(),
+                prediction: None,
+                probabilities: BTreeMap::new(),
+                error: Some(e),
+            },
+        });
+    }
+    Ok(out)
+}
