@@ -180,9 +180,17 @@ fn err(file: &Path, key: &str, msg: impl Into<String>) -> ConfigError {
     ConfigError::invalid(file, key, msg)
 }
 
-/// Merge `over` into `base`: mappings key by key, anything else replaces.
+/// Merge `over` into `base`: mappings key by key, anything else replaces. A mapping that names
+/// another variant (`kind`, `family` or `type` differs, e.g. a plateau schedule over a cosine
+/// one) replaces the base instead of mixing fields of both.
 pub fn merge(base: &mut Value, over: Value) {
+    let other_variant = |b: &Mapping, o: &Mapping| {
+        ["kind", "family", "type"]
+            .iter()
+            .any(|t| matches!((b.get(*t), o.get(*t)), (Some(x), Some(y)) if x != y))
+    };
     match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) if other_variant(b, &o) => *b = o,
         (Value::Mapping(b), Value::Mapping(o)) => {
             for (k, v) in o {
                 match b.get_mut(&k) {

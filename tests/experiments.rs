@@ -1,0 +1,460 @@
+//! Experiments as users drive them: schema errors, speaker-independent splits saved per run,
+//! the flagged random protocol, resumable sweeps, and the demo end to end (reduced).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use emolab::experiment::Experiment;
+use emolab::results::RunDir;
+use emolab::synth::{self, Layout, SynthOptions};
+use polars::prelude::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_emolab");
+
+/// A synthetic CREMA-D with `actors` actors in `dir/synth`.
+fn corpus(dir: &Path, actors: usize) -> PathBuf {
+    let out = dir.join("synth");
+    synth::generate(&SynthOptions {
+        layout: Layout::Cremad,
+        out: out.clone(),
+        actors: Some(actors),
+        seed: 11,
+        progress: false,
+    })
+    .unwrap();
+    out
+}
+
+/// A small, fast experiment on `corpus` writing into `dir`.
+fn write_exp(dir: &Path, name: &str, corpus: &Path, extra: &str) -> PathBuf {
+    let text = format!(
+        "corpus: {{path: {corpus}, format: cremad, labels: [anger, disgust, fear, happiness, neutral, sadness]}}
+pipeline: {{file: pipelines/logmel64.yaml, n_mels: 32, augment: []}}
+protocol: {{kind: speaker_kfold, k: 3, val_fraction: 0.2}}
+model: {{preset: cnn_v1, channels: [8, 16], dense: 32}}
+train: {{epochs: 2, batch_size: 64, threads: 2, device: cpu}}
+seeds: [0]
+cache: {cache}
+results: {results}
+{extra}",
+        corpus = corpus.display(),
+        cache = dir.join("cache").display(),
+        results = dir.join("results").display(),
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn emolab(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn load_err(path: &Path, sets: &[&str]) -> String {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Experiment::load(path, &sets).unwrap_err().to_string()
+}
+
+fn read_parquet(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
+}
+
+#[test]
+fn schema_errors_name_the_file_and_key_with_a_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("corpus");
+    std::fs::create_dir_all(&c).unwrap();
+    let good = write_exp(tmp.path(), "good", &c, "");
+    let e = Experiment::load(&good, &[]).unwrap();
+    assert_eq!(e.name, "good");
+    assert_eq!(e.model_name, "cnn_v1");
+    assert_eq!(e.pipeline.n_mels, 32, "pipeline override applied");
+    assert_eq!(
+        e.pipeline.sample_rate, 16000,
+        "rest of the pipeline file kept"
+    );
+
+    // A typo in a key: the key path and a did-you-mean.
+    let typo = write_exp(tmp.path(), "typo", &c, "");
+    let text = std::fs::read_to_string(&typo)
+        .unwrap()
+        .replace("epochs: 2", "epohcs: 2");
+    std::fs::write(&typo, text).unwrap();
+    let msg = load_err(&typo, &[]);
+    assert!(msg.contains("typo.yaml"), "{msg}");
+    assert!(msg.contains("train"), "{msg}");
+    assert!(msg.contains("did you mean `epochs`?"), "{msg}");
+
+    // Wrong type, impossible values, via --set.
+    let msg = load_err(&good, &["train.batch_size=many"]);
+    assert!(msg.contains("train.batch_size"), "{msg}");
+    let msg = load_err(&good, &["train.lr=-1"]);
+    assert!(
+        msg.contains("train.lr") && msg.contains("positive"),
+        "{msg}"
+    );
+    let msg = load_err(&good, &["protocol.k=1"]);
+    assert!(msg.contains("protocol.k"), "{msg}");
+    let msg = load_err(&good, &["model.preset=cnn_v4"]);
+    assert!(
+        msg.contains("did you mean `cnn_v1`?") || msg.contains("did you mean `cnn_v3`?"),
+        "{msg}"
+    );
+    let msg = load_err(&good, &["model.dropout=0.2", "model.dropuot=0.3"]);
+    assert!(
+        msg.contains("model") && msg.contains("did you mean `dropout`?"),
+        "{msg}"
+    );
+    // Missing files.
+    let msg = load_err(&good, &["pipeline.file=pipelines/nope.yaml"]);
+    assert!(
+        msg.contains("pipeline") && msg.contains("nope.yaml"),
+        "{msg}"
+    );
+    let msg = load_err(&good, &["corpus.path=/no/such/corpus"]);
+    assert!(
+        msg.contains("corpus.path") && msg.contains("/no/such/corpus"),
+        "{msg}"
+    );
+    let msg = load_err(&good, &["sweep.params.model.dropoot=[0.1]"]);
+    assert!(msg.contains("sweep"), "{msg}");
+
+    // extends: the base is merged under the file; ${VAR:-default} expands.
+    let child = tmp.path().join("child.yaml");
+    std::fs::write(
+        &child,
+        "extends: good.yaml\nmodel: {preset: cnn_v3, batch_norm: true}\ntrain: {lr: 5.0e-4}\nname: ${EMOLAB_TEST_UNSET_VAR:-child_exp}\n",
+    )
+    .unwrap();
+    let e = Experiment::load(&child, &[]).unwrap();
+    assert_eq!(
+        (e.name.as_str(), e.model_name.as_str()),
+        ("child_exp", "cnn_v3")
+    );
+    assert_eq!(
+        (e.train.lr, e.train.epochs),
+        (5e-4, 2),
+        "child lr, base epochs"
+    );
+    match &e.model {
+        emolab::models::ModelSpec::Cnn(s) => assert!(s.batch_norm && s.l2 > 0.0),
+        other => panic!("{other:?}"),
+    }
+    let cyc = tmp.path().join("cyc.yaml");
+    std::fs::write(&cyc, "extends: cyc.yaml\n").unwrap();
+    assert!(load_err(&cyc, &[]).contains("cycle"));
+
+    // Every shipped experiment parses (corpus folders need not exist for this check).
+    for f in std::fs::read_dir("experiments").unwrap() {
+        let p = f.unwrap().path();
+        if p.file_name().unwrap() == "base_cremad.yaml" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut tree: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        if let Some(base) = tree.get("extends").and_then(|b| b.as_str()) {
+            let mut full: serde_yaml::Value =
+                serde_yaml::from_str(&std::fs::read_to_string(p.with_file_name(base)).unwrap())
+                    .unwrap();
+            if let Some(b2) = full
+                .get("extends")
+                .and_then(|b| b.as_str())
+                .map(String::from)
+            {
+                let mut root: serde_yaml::Value =
+                    serde_yaml::from_str(&std::fs::read_to_string(p.with_file_name(b2)).unwrap())
+                        .unwrap();
+                root.as_mapping_mut().unwrap().remove("extends");
+                full.as_mapping_mut().unwrap().remove("extends");
+                emolab::experiment::merge(&mut root, full);
+                full = root;
+            }
+            full.as_mapping_mut().unwrap().remove("extends");
+            tree.as_mapping_mut().unwrap().remove("extends");
+            emolab::experiment::merge(&mut full, tree);
+            tree = full;
+        }
+        Experiment::from_tree_unchecked(&p, tree)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+}
+
+#[test]
+fn data_checks_splits_and_the_random_protocol() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = corpus(tmp.path(), 6);
+    // k larger than the number of speakers, and a label no clip has: config errors on the key.
+    let exp = write_exp(tmp.path(), "e", &c, "");
+    let (ok, _, err) = emolab(&["run", exp.to_str().unwrap(), "--set", "protocol.k=9"]);
+    assert!(
+        !ok && err.contains("protocol.k") && err.contains("larger than"),
+        "{err}"
+    );
+    let (ok, _, err) = emolab(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--set",
+        "corpus.labels=[anger, sadnes]",
+    ]);
+    assert!(
+        !ok && err.contains("corpus.labels") && err.contains("did you mean `sadness`?"),
+        "{err}"
+    );
+
+    // Two experiments (different models) on the same corpus and protocol: identical splits.
+    let a = write_exp(tmp.path(), "a", &c, "folds: [0, 2]");
+    let b = write_exp(tmp.path(), "b", &c, "folds: [0, 2]\nmodel_name: small_gap");
+    let text = std::fs::read_to_string(&b)
+        .unwrap()
+        .replace("dense: 32}", "dense: 32, head: gap}");
+    std::fs::write(&b, text).unwrap();
+    for f in [&a, &b] {
+        let (ok, out, err) = emolab(&["run", f.to_str().unwrap()]);
+        assert!(ok, "{out}\n{err}");
+    }
+    let results = tmp.path().join("results");
+    for fold in [0, 2] {
+        let sa = read_parquet(&results.join(format!("a/fold{fold}-seed0/split.parquet")));
+        let sb = read_parquet(&results.join(format!("b/fold{fold}-seed0/split.parquet")));
+        assert!(sa.equals(&sb), "fold {fold}: same split for both models");
+        // No speaker in two of train/val/test; every class in the test fold.
+        let roles = sa
+            .clone()
+            .lazy()
+            .group_by([col("speaker")])
+            .agg([col("role").n_unique().alias("roles")])
+            .filter(col("roles").gt(lit(1)))
+            .collect()
+            .unwrap();
+        assert_eq!(roles.height(), 0, "speakers in several roles: {roles}");
+        let test_labels = sa
+            .clone()
+            .lazy()
+            .filter(col("role").eq(lit("test")))
+            .select([col("label").n_unique()])
+            .collect()
+            .unwrap();
+        assert_eq!(
+            test_labels.column("label").unwrap().u32().unwrap().get(0),
+            Some(6)
+        );
+        let meta = RunDir::new(results.join(format!("a/fold{fold}-seed0")))
+            .meta()
+            .unwrap();
+        assert!(!meta.speaker_leaky);
+    }
+    assert!(
+        !results.join("a/fold1-seed0").exists(),
+        "folds: [0, 2] only"
+    );
+
+    // The random protocol mixes speakers across train and test, and is flagged as leaky.
+    let r = write_exp(tmp.path(), "r", &c, "split_seed: 42");
+    let (ok, out, err) = emolab(&[
+        "run",
+        r.to_str().unwrap(),
+        "--set",
+        "protocol={kind: random, test_fraction: 0.2, test_as_val: true}",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(err.contains("SPEAKER-LEAKY"), "{err}");
+    let run = results.join("r/fold0-seed0");
+    let meta = RunDir::new(&run).meta().unwrap();
+    assert!(meta.speaker_leaky && meta.test_as_val);
+    let s = read_parquet(&run.join("split.parquet"));
+    let shared = s
+        .lazy()
+        .filter(col("role").neq(lit("val")))
+        .group_by([col("speaker")])
+        .agg([col("role").n_unique().alias("roles")])
+        .filter(col("roles").gt(lit(1)))
+        .collect()
+        .unwrap();
+    assert!(
+        shared.height() >= 5,
+        "speakers in both train and test: {shared}"
+    );
+    assert!(
+        out.contains("true"),
+        "the summary shows the leaky flag: {out}"
+    );
+}
+
+#[test]
+fn the_demo_runs_end_to_end_and_a_rerun_skips_complete_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = corpus(tmp.path(), 8);
+    let results = tmp.path().join("results");
+    let sets = [
+        format!("corpus.path={}", c.display()),
+        format!("cache={}", tmp.path().join("cache").display()),
+        format!("results={}", results.display()),
+        "train.epochs=2".into(),
+        "folds=[0]".into(),
+    ];
+    let mut args = vec!["run", "experiments/demo.yaml"];
+    for s in &sets {
+        args.extend(["--set", s.as_str()]);
+    }
+    let (ok, out, err) = emolab(&args);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("1 runs (0 already complete, 0 failed)"),
+        "{out}"
+    );
+    let run = results.join("demo/fold0-seed0");
+    for f in [
+        "config.yaml",
+        "meta.json",
+        "split.parquet",
+        "history.parquet",
+        "predictions.parquet",
+        "metrics.json",
+        "model.safetensors",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    assert!(
+        !run.join("checkpoint.ot").exists(),
+        "checkpoint removed when complete"
+    );
+    let d = RunDir::new(&run);
+    let (meta, m) = (d.meta().unwrap(), d.metrics().unwrap());
+    assert_eq!(meta.epochs_run, 2);
+    let h = read_parquet(&run.join("history.parquet"));
+    assert_eq!(h.height(), 2);
+    let p = read_parquet(&run.join("predictions.parquet"));
+    assert_eq!(p.height(), meta.n_test);
+    let acc =
+        p.column("correct").unwrap().bool().unwrap().sum().unwrap() as f64 / p.height() as f64;
+    assert!(
+        (acc - m.test.wa).abs() < 1e-9,
+        "predictions agree with metrics"
+    );
+    let mut sexes: Vec<String> = p
+        .column("sex")
+        .unwrap()
+        .str()
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .map(String::from)
+        .collect();
+    sexes.sort();
+    sexes.dedup();
+    assert_eq!(
+        m.by_sex.keys().cloned().collect::<Vec<_>>(),
+        sexes,
+        "metrics by speaker sex"
+    );
+    let n_by_sex: u64 = m.by_sex.values().map(|x| x.n).sum();
+    assert_eq!(n_by_sex, m.test.n);
+    let summary = read_parquet(&results.join("demo/summary.parquet"));
+    assert_eq!(summary.height(), 1);
+
+    // The run's config.yaml re-runs as is: evaluating reproduces the stored test metrics.
+    let (ok, out, err) = emolab(&["evaluate", run.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let again: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!((again["test"]["ua"].as_f64().unwrap() - m.test.ua).abs() < 1e-12);
+
+    // Predict: a bad file gets an error naming it, the good one is still predicted.
+    let bad = tmp.path().join("bad.wav");
+    std::fs::write(&bad, b"not audio").unwrap();
+    let good = std::fs::read_dir(&c)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (ok, out, err) = emolab(&[
+        "predict",
+        run.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        good.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(!ok, "a failed file makes the exit status non-zero");
+    let preds: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    assert!(
+        preds[0]["error"].as_str().unwrap().contains("not a WAV"),
+        "{preds}"
+    );
+    let probs = preds[1]["probabilities"].as_object().unwrap();
+    assert_eq!(probs.len(), 6);
+    let total: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-4);
+
+    // Re-running skips the complete run; --force recomputes it to the same metrics (CPU).
+    let (ok, out, _) = emolab(&args);
+    assert!(
+        ok && out.contains("1 runs (1 already complete, 0 failed)"),
+        "{out}"
+    );
+    let mut forced = args.clone();
+    forced.push("--force");
+    let (ok, out, err) = emolab(&forced);
+    assert!(ok && out.contains("(0 already complete"), "{out}{err}");
+    assert_eq!(
+        RunDir::new(&run).metrics().unwrap().test,
+        m.test,
+        "same seed, same metrics"
+    );
+}
+
+#[test]
+fn a_two_trial_sweep_runs_once_and_selects_on_validation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = corpus(tmp.path(), 6);
+    let exp = write_exp(tmp.path(), "sw", &c, "folds: [0]");
+    let args = [
+        "sweep",
+        exp.to_str().unwrap(),
+        "--grid",
+        "train.lr=1e-3,3e-3",
+        "--set",
+        "train.epochs=1",
+    ];
+    let (ok, out, err) = emolab(&args);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("selected on validation UA"), "{out}");
+    let root = tmp.path().join("results/sw");
+    let runs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("meta.json").exists())
+        .collect();
+    assert_eq!(runs.len(), 2, "one run folder per trial");
+    let table = read_parquet(&root.join("sweep.parquet"));
+    assert_eq!(table.height(), 2);
+    let mtime = |p: &Path| {
+        std::fs::metadata(p.join("meta.json"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before: Vec<_> = runs.iter().map(|r| mtime(&r.path())).collect();
+    let (ok, out, err) = emolab(&args);
+    assert!(ok, "{out}\n{err}");
+    let after: Vec<_> = runs.iter().map(|r| mtime(&r.path())).collect();
+    assert_eq!(before, after, "the second invocation runs nothing");
+    // --slurm writes an array script with one task per trial.
+    let (ok, out, _) = emolab(&[args[0], args[1], args[2], args[3], "--slurm"]);
+    assert!(out.contains("2 trials"), "{out}");
+    assert!(ok, "{out}");
+    let script = std::fs::read_to_string(root.join("sweep.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-1"), "{script}");
+    assert!(script.contains("--trial \"$SLURM_ARRAY_TASK_ID\""));
+}
