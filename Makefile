@@ -1,6 +1,7 @@
 # emolab: one-command setup, demo and tests.
 #
-#   make demo    set everything up, then generate the synthetic CREMA-D stand-in and scan it
+#   make demo    set everything up, generate the synthetic CREMA-D stand-in, run the demo
+#                experiments on it and write their report
 #   make test    set everything up, then run the test suite
 #
 # Setup needs only Rust, Python 3 and make: PyTorch 2.11.0 (what tch 0.24 links against) is
@@ -23,13 +24,18 @@ export PATH := $(VIRTUAL_ENV)/bin:$(PATH)
 BIN := $(CARGO_TARGET_DIR)/release/emolab
 VENV_STAMP := $(VENV)/.emolab-torch-$(TORCH_VERSION)
 
-.PHONY: help setup venv build demo test fmt lint clean bench-features bench-venv
+.PHONY: help setup venv build demo test fmt lint clean bench-features bench-venv bench-train \
+	experiment sweep report test-setup
 
 help:
 	@echo "make setup   venv with torch==$(TORCH_VERSION) + release build (idempotent)"
-	@echo "make demo    setup, synthesise a CREMA-D-shaped corpus ($(DEMO_ACTORS) actors), scan it, featurize it"
+	@echo "make demo    setup, synthesise a CREMA-D-shaped corpus ($(DEMO_ACTORS) actors), run the demo experiments, report"
 	@echo "make test    setup, then cargo test --release"
+	@echo "make experiment NAME=cnn_v3 [SET=\"train.lr=5e-4 model.dropout=0.4\"]  run experiments/NAME.yaml"
+	@echo "make sweep NAME=demo_grid [GRID=\"train.lr=1e-3,5e-4\"]  hyper-parameter sweep"
+	@echo "make report  comparison report of every complete run (results/report)"
 	@echo "make bench-features  librosa (seed path) vs emolab featurize on 7,442 synthetic CREMA-D clips"
+	@echo "make bench-train  cnn_v3 in PyTorch vs emolab per epoch, then every family"
 	@echo "make fmt     cargo fmt"
 
 setup: build
@@ -49,10 +55,25 @@ build: venv
 
 demo: setup
 	$(BIN) synth --layout cremad --out $(SYNTH_DIR) --actors $(DEMO_ACTORS)
-	$(BIN) corpus scan $(SYNTH_DIR) --out $(SYNTH_DIR).manifest.parquet
-	$(BIN) featurize --pipeline pipelines/logmel64.yaml $(SYNTH_DIR).manifest.parquet
+	SYNTH_DIR=$(SYNTH_DIR) $(BIN) run experiments/demo.yaml
+	SYNTH_DIR=$(SYNTH_DIR) $(BIN) run experiments/demo_random.yaml
+	$(BIN) report demo demo_random --out results/report
 
-test: setup
+NAME ?= demo
+SET ?=
+GRID ?=
+# Each word of SET / GRID becomes one --set / --grid.
+experiment: setup
+	@test -f experiments/$(NAME).yaml || { echo "no experiments/$(NAME).yaml; have: $$(ls experiments | sed 's/.yaml//' | tr '\n' ' ')"; exit 1; }
+	$(BIN) run experiments/$(NAME).yaml $(foreach s,$(SET),--set $(s))
+
+sweep: setup
+	$(BIN) sweep experiments/$(NAME).yaml $(foreach s,$(SET),--set $(s)) $(foreach g,$(GRID),--grid $(g))
+
+report: setup
+	$(BIN) report --all --out results/report
+
+test: setup test-setup
 	cargo test --release
 
 BENCH_CORPUS ?= data/bench-cremad
@@ -66,6 +87,21 @@ bench-venv: venv
 bench-features: setup bench-venv
 	$(BIN) --quiet synth --layout cremad --out $(BENCH_CORPUS) --actors 91
 	benches/features.sh $(BIN) $(VENV)/bin/python $(BENCH_CORPUS)
+
+BENCH_EPOCHS ?= 3
+BENCH_THREADS ?= $(shell nproc)
+BENCH_DEVICE ?= cpu
+# Benchmark, not a test: cnn_v3 in PyTorch and in emolab on the CREMA-D-sized synthetic corpus.
+bench-train: setup bench-venv
+	$(BIN) --quiet synth --layout cremad --out $(BENCH_CORPUS) --actors 91
+	benches/train.sh $(BIN) $(VENV)/bin/python $(BENCH_CORPUS) $(BENCH_EPOCHS) $(BENCH_THREADS) $(BENCH_DEVICE)
+
+# Headless Chromium for the report test (skipped with a message when absent).
+test-setup:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq chromium >/dev/null 2>&1 || sudo -n apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; } || \
+		echo "warning: could not install chromium; the report's browser test will be skipped"; }
 
 fmt:
 	cargo fmt --all

@@ -6,6 +6,7 @@
 //! and the machine.
 
 pub mod audio;
+pub mod bench;
 pub mod cache;
 pub mod config;
 pub mod corpus;
@@ -14,6 +15,7 @@ pub mod experiment;
 pub mod features;
 pub mod metrics;
 pub mod models;
+pub mod report;
 pub mod results;
 pub mod runner;
 pub mod split;

@@ -153,6 +153,55 @@ Clips whose label the model does not know are left out and counted. Writes
 Re-running skips complete runs. The selected trial has the best mean validation UA; its test
 figures are reported, never used to choose.")]
     Sweep(SweepArgs),
+    /// Compare every complete run in one report: leaderboard, leakage panel, paired comparisons,
+    /// per-class F1, confusion matrices, learning curves, sweeps and UA by speaker sex, as
+    /// report.md, a self-contained report.html and each table as CSV and Parquet.
+    #[command(after_help = "Examples:
+  emolab report --all
+  emolab report demo demo_random
+  emolab report --all --results /scratch/results --out /tmp/report
+  EMOLAB_RESULTS=/scratch/results emolab report cnn_v3 seed_m3_emotion seed_m3_sentence
+
+EXPERIMENT is a folder name under the results folder; with none (or --all), every one.
+Runs that are running, failed or missing files are listed in the report, never fatal.
+report.html opens in any browser with no network; tables/ has every table as CSV and Parquet.")]
+    Report(ReportArgs),
+    /// Benchmarks (not tests): see `make bench-train`.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time the training pass of a preset on every row of a pipeline's cache folder (labels:
+    /// the emotions), per epoch; `benches/train_torch.py` does the same in PyTorch.
+    #[command(after_help = "Examples:
+  emolab bench train --cache-dir data/cache/<feature key> --preset cnn_v3 --epochs 3 --threads 2
+  emolab bench train --cache-dir data/cache/<feature key> --preset lstm --epochs 1 --json out.json")]
+    Train {
+        #[arg(long)]
+        cache_dir: PathBuf,
+        #[arg(long, default_value = "cnn_v3")]
+        preset: String,
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// auto, cpu or cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// fp32 or bf16.
+        #[arg(long, default_value = "fp32")]
+        precision: String,
+        /// Only the original variant of each clip (as `train_torch.py --variants original`).
+        #[arg(long)]
+        originals: bool,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -182,6 +231,28 @@ struct TrainArgs {
     sets: Vec<String>,
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Experiments (folder names in the results folder); none: all of them.
+    #[arg(value_name = "EXPERIMENT", conflicts_with = "all")]
+    experiments: Vec<String>,
+    /// Every experiment in the results folder (the default when none is named).
+    #[arg(long)]
+    all: bool,
+    /// Results folder (default: $EMOLAB_RESULTS or results).
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Output folder (default: <results>/report).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Bootstrap resamples of the paired comparisons.
+    #[arg(long, default_value_t = 2000)]
+    bootstrap: usize,
+    /// Seed of the bootstrap (the same runs and seed give the same report).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -437,6 +508,54 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Sweep(a) => return sweep(a, progress),
+        Command::Report(a) => {
+            let mut opts = emolab::report::ReportOptions::new(
+                a.results.unwrap_or_else(emolab::doctor::results_dir),
+            );
+            opts.experiments = a.experiments;
+            opts.out = a.out.unwrap_or(opts.out);
+            opts.bootstrap = a.bootstrap;
+            opts.seed = a.seed;
+            println!("{}", emolab::report::generate(&opts)?);
+        }
+        Command::Bench(BenchCommand::Train {
+            cache_dir,
+            preset,
+            epochs,
+            batch_size,
+            threads,
+            device,
+            precision,
+            originals,
+            json,
+        }) => {
+            let device: emolab::train::DeviceChoice = serde_yaml::from_str(&device)
+                .map_err(|_| anyhow::anyhow!("--device {device}: auto, cpu or cuda"))?;
+            let precision: emolab::train::Precision = serde_yaml::from_str(&precision)
+                .map_err(|_| anyhow::anyhow!("--precision {precision}: fp32 or bf16"))?;
+            let r = emolab::bench::train_speed(
+                &cache_dir, &preset, epochs, batch_size, threads, device, precision, originals,
+            )?;
+            println!(
+                "emolab {} on {} ({} threads, {}): {} clips, {}x{}, {} parameters; epochs {}",
+                r.model,
+                r.device,
+                r.threads,
+                r.precision,
+                r.n_train,
+                r.n_mels,
+                r.frames,
+                r.parameters,
+                r.epoch_s
+                    .iter()
+                    .map(|s| format!("{s:.3} s"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if let Some(p) = json {
+                emolab::results::write_json(&p, &r)?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

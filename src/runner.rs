@@ -276,6 +276,25 @@ pub fn run_experiment(
     let total = plan.len();
     for (i, (fold, seed, split_seed)) in plan.into_iter().enumerate() {
         let dir = run_dir(exp, trial, fold.index, seed);
+        let wanted = exp.run_yaml(fold.index, seed);
+        if !opts.force {
+            if let Ok(old) = std::fs::read_to_string(dir.path("config.yaml")) {
+                if old != wanted {
+                    let msg = format!(
+                        "{} was run with another configuration (see its config.yaml); rerun with --force to replace it, or give this variant its own name (--set name=...)",
+                        dir.dir.display()
+                    );
+                    eprintln!("run skipped: {msg}");
+                    out.push(RunOutcome {
+                        dir: dir.dir,
+                        status: RunStatus::Failed,
+                        skipped: false,
+                        error: Some(msg),
+                    });
+                    continue;
+                }
+            }
+        }
         if dir.is_complete() && !opts.force {
             out.push(RunOutcome {
                 dir: dir.dir,

@@ -397,6 +397,15 @@ fn the_demo_runs_end_to_end_and_a_rerun_skips_complete_runs() {
     let total: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
     assert!((total - 1.0).abs() < 1e-4);
 
+    // Another configuration under the same name is refused, not silently skipped.
+    let mut changed = args.clone();
+    changed.extend(["--set", "train.lr=5e-4"]);
+    let (ok, _, err) = emolab(&changed);
+    assert!(
+        !ok && err.contains("another configuration") && err.contains("--force"),
+        "{err}"
+    );
+
     // Re-running skips the complete run; --force recomputes it to the same metrics (CPU).
     let (ok, out, _) = emolab(&args);
     assert!(

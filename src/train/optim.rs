@@ -140,8 +140,12 @@ impl Optimizer {
                 let mut p = p.shallow_clone();
                 match s.kind {
                     OptimizerKind::Adam | OptimizerKind::AdamW => {
+                        // torch.optim.Adam's single-tensor update, in place where torch's is:
+                        // few passes over the weights, few temporaries.
                         let g = if s.kind == OptimizerKind::Adam && wd != 0.0 {
-                            &g + &p * wd
+                            let mut d = p.g_mul_scalar(wd);
+                            let _ = d.g_add_(&g);
+                            d
                         } else {
                             g
                         };
@@ -149,16 +153,20 @@ impl Optimizer {
                             let _ = p.g_mul_scalar_(1.0 - self.lr * wd);
                         }
                         let m = &mut self.m[i];
-                        let _ = m.g_mul_scalar_(s.beta1);
-                        let _ = m.g_add_(&(&g * (1.0 - s.beta1)));
+                        let _ = m.lerp_(&g, 1.0 - s.beta1);
                         let v = &mut self.v[i];
                         let _ = v.g_mul_scalar_(s.beta2);
-                        let _ = v.g_add_(&(&g * &g * (1.0 - s.beta2)));
+                        let mut g2 = &g * &g;
+                        let _ = g2.g_mul_scalar_(1.0 - s.beta2);
+                        let _ = v.g_add_(&g2);
                         let bc1 = 1.0 - s.beta1.powf(t);
                         let bc2 = 1.0 - s.beta2.powf(t);
-                        let denom = (&*v / bc2).sqrt() + s.eps;
-                        let update = &*m / &denom * (self.lr / bc1);
-                        let _ = p.g_sub_(&update);
+                        let mut denom = v.sqrt();
+                        let _ = denom.g_div_scalar_(bc2.sqrt());
+                        let _ = denom.g_add_scalar_(s.eps);
+                        let mut update = &*m / &denom;
+                        let _ = update.g_mul_scalar_(-self.lr / bc1);
+                        let _ = p.g_add_(&update);
                     }
                     OptimizerKind::Sgd => {
                         let g = if wd != 0.0 { &g + &p * wd } else { g };
