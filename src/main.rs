@@ -360,7 +360,22 @@ struct SynthArgs {
     seed: u64,
 }
 
+/// LibTorch allocates its large training buffers (a conv activation of a 64-clip batch is
+/// 130 MB) with glibc malloc, which maps and unmaps each one: a CPU epoch of cnn_v3 spent as much
+/// time in page faults (40 M of them) as in arithmetic. Served from the heap and kept there,
+/// the same buffers are reused batch after batch. Rust's own allocations use mimalloc.
+fn keep_large_buffers() {
+    // SAFETY: mallopt only changes glibc's allocation policy; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 fn main() -> ExitCode {
+    if std::env::var_os("EMOLAB_MALLOC_DEFAULT").is_none() {
+        keep_large_buffers();
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
