@@ -604,7 +604,10 @@ pub fn pretty(agg: &DataFrame) -> Result<DataFrame> {
             .into_iter()
             .zip(f(s)?)
             .map(|(m, s)| match m {
-                Some(m) => format!("{m:.3} ± {:.3}", s.unwrap_or(0.0)),
+                Some(m) => match s {
+                    Some(s) => format!("{m:.3} ± {s:.3}"),
+                    None => format!("{m:.3}"), // one run: no spread to show
+                },
                 None => "-".into(),
             })
             .collect())
