@@ -762,23 +762,12 @@ fn load_clips(
     format: Format,
     progress: bool,
 ) -> Result<Vec<corpus::ClipRecord>> {
-    if input.extension().is_some_and(|e| e == "parquet") {
-        return corpus::read_manifest(input);
-    }
-    let scan = corpus::scan(
+    runner::clips_from(
         input,
         &ScanOptions {
             format,
             progress,
             ..Default::default()
         },
-    )?;
-    if !scan.problems.is_empty() {
-        eprintln!(
-            "scan: {} files skipped (run `emolab corpus scan {}` for the list)",
-            scan.problems.len(),
-            input.display()
-        );
-    }
-    Ok(scan.clips)
+    )
 }

@@ -53,12 +53,26 @@ pub fn label_of(
     Some(merge.get(&raw).cloned().unwrap_or(raw))
 }
 
-/// Clips from a manifest (`.parquet`) or by scanning a folder.
-pub fn load_corpus(exp: &Experiment, path: &Path, progress: bool) -> Result<Vec<ClipRecord>> {
+/// Clips from a manifest (`.parquet`), or by scanning a folder; scan problems are counted on
+/// stderr and left out.
+pub fn clips_from(path: &Path, opts: &ScanOptions) -> Result<Vec<ClipRecord>> {
     if path.extension().is_some_and(|e| e == "parquet") {
         return corpus::read_manifest(path);
     }
-    let scan = corpus::scan(
+    let scan = corpus::scan(path, opts)?;
+    if !scan.problems.is_empty() {
+        eprintln!(
+            "scan: {} files skipped (run `emolab corpus scan {}` for the list)",
+            scan.problems.len(),
+            path.display()
+        );
+    }
+    Ok(scan.clips)
+}
+
+/// An experiment's corpus (or another one at `path`, read with the experiment's settings).
+pub fn load_corpus(exp: &Experiment, path: &Path, progress: bool) -> Result<Vec<ClipRecord>> {
+    clips_from(
         path,
         &ScanOptions {
             format: exp.corpus.format,
@@ -71,15 +85,7 @@ pub fn load_corpus(exp: &Experiment, path: &Path, progress: bool) -> Result<Vec<
                 .transpose()?,
             progress,
         },
-    )?;
-    if !scan.problems.is_empty() {
-        eprintln!(
-            "scan: {} files skipped (run `emolab corpus scan {}` for the list)",
-            scan.problems.len(),
-            path.display()
-        );
-    }
-    Ok(scan.clips)
+    )
 }
 
 /// Scan, label, featurize (cached) and load the features of an experiment's corpus.
