@@ -167,7 +167,12 @@ Runs that are running, failed or missing files are listed in the report, never f
 report.html opens in any browser with no network; tables/ has every table as CSV and Parquet.")]
     Report(ReportArgs),
     /// Benchmarks (not tests): see `make bench-train`.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  emolab bench train --cache-dir data/cache/<feature key> --preset cnn_v3 --epochs 3 --threads 2
+  make bench-train        # PyTorch vs emolab side by side, then every family"
+    )]
     Bench(BenchCommand),
 }
 
