@@ -481,12 +481,12 @@ impl Experiment {
         if !tree.is_mapping() {
             return Err(err(file, "", "an experiment is a YAML mapping"));
         }
-        if tree
+        // A file name or `{file, overrides}` is expanded; a mapping without `file` is already a
+        // whole pipeline (as in a run's config.yaml); a missing one is an error from there.
+        let pipeline_is_whole = tree
             .get("pipeline")
-            .is_some_and(|p| !p.is_mapping() || p.get("file").is_some())
-        {
-            resolve_pipeline(&mut tree, file)?;
-        } else if tree.get("pipeline").is_none() {
+            .is_some_and(|p| p.is_mapping() && p.get("file").is_none());
+        if !pipeline_is_whole {
             resolve_pipeline(&mut tree, file)?;
         }
         let family_only = tree.get("model").and_then(|m| m.get("preset")).is_none();

@@ -227,6 +227,9 @@ pub struct FitControl<'a> {
 /// reproducible. Fits take this lock (each already uses every intra-op thread).
 static FIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The best epoch so far: validation UA, epoch, a copy of every variable.
+type Snapshot = (f64, usize, Vec<(String, Tensor)>);
+
 /// `sklearn`'s "balanced" weights: n / (k · count_c); absent classes get 0.
 fn balanced_weights(labels: &[usize], k: usize) -> Vec<f32> {
     let mut counts = vec![0usize; k];
@@ -401,7 +404,8 @@ pub fn fit_with(
         blake3::hash(what.to_string().as_bytes()).to_hex()[..16].to_string()
     };
     let mut history = Vec::new();
-    let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+    // (validation UA, epoch, weights) of the best epoch so far.
+    let mut best: Option<Snapshot> = None;
     let mut first_epoch = 1;
     let mut finished = false;
     if let Some(dir) = ctl.checkpoint_dir {
