@@ -1,15 +1,15 @@
 //! Experiments as users drive them: schema errors, speaker-independent splits saved per run,
 //! the flagged random protocol, resumable sweeps, and the demo end to end (reduced).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{emolab, read_parquet};
 use emolab::experiment::Experiment;
 use emolab::results::RunDir;
 use emolab::synth::{self, Layout, SynthOptions};
 use polars::prelude::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_emolab");
 
 /// A synthetic CREMA-D with `actors` actors in `dir/synth`.
 fn corpus(dir: &Path, actors: usize) -> PathBuf {
@@ -25,49 +25,15 @@ fn corpus(dir: &Path, actors: usize) -> PathBuf {
     out
 }
 
-/// A small, fast experiment on `corpus` writing into `dir`.
-fn write_exp(dir: &Path, name: &str, corpus: &Path, extra: &str) -> PathBuf {
-    let text = format!(
-        "corpus: {{path: {corpus}, format: cremad, labels: [anger, disgust, fear, happiness, neutral, sadness]}}
-pipeline: {{file: pipelines/logmel64.yaml, n_mels: 32, augment: []}}
-protocol: {{kind: speaker_kfold, k: 3, val_fraction: 0.2}}
-model: {{preset: cnn_v1, channels: [8, 16], dense: 32}}
-train: {{epochs: 2, batch_size: 64, threads: 2, device: cpu}}
-seeds: [0]
-cache: {cache}
-results: {results}
-{extra}",
-        corpus = corpus.display(),
-        cache = dir.join("cache").display(),
-        results = dir.join("results").display(),
-    );
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
+const PROTOCOL: &str = "protocol: {kind: speaker_kfold, k: 3, val_fraction: 0.2}";
 
-fn emolab(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn write_exp(dir: &Path, name: &str, corpus: &Path, extra: &str) -> PathBuf {
+    common::write_exp(dir, name, corpus, PROTOCOL, extra)
 }
 
 fn load_err(path: &Path, sets: &[&str]) -> String {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     Experiment::load(path, &sets).unwrap_err().to_string()
-}
-
-fn read_parquet(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap())
-        .finish()
-        .unwrap()
 }
 
 #[test]

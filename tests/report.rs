@@ -12,26 +12,9 @@ use emolab::results::{read_json, RunMeta, RunMetrics};
 use emolab::synth::{self, Layout, SynthOptions};
 use polars::prelude::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_emolab");
+mod common;
 
-fn emolab(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn read_parquet(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap())
-        .finish()
-        .unwrap()
-}
+use common::{emolab, read_parquet};
 
 fn strs(df: &DataFrame, c: &str) -> Vec<String> {
     df.column(c)
@@ -63,25 +46,8 @@ fn row_of(df: &DataFrame, col: &str, value: &str) -> usize {
         .unwrap_or_else(|| panic!("no row with {col} = {value} in {df}"))
 }
 
-/// A small experiment on `corpus` writing into `dir/results`.
 fn write_exp(dir: &Path, name: &str, corpus: &Path, extra: &str) -> PathBuf {
-    let text = format!(
-        "corpus: {{path: {corpus}, format: cremad, labels: [anger, disgust, fear, happiness, neutral, sadness]}}
-pipeline: {{file: {pipelines}/logmel64.yaml, n_mels: 32, augment: []}}
-model: {{preset: cnn_v1, channels: [8, 16], dense: 32}}
-train: {{epochs: 2, batch_size: 64, threads: 2, device: cpu}}
-seeds: [0]
-cache: {cache}
-results: {results}
-{extra}",
-        corpus = corpus.display(),
-        pipelines = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines").display(),
-        cache = dir.join("cache").display(),
-        results = dir.join("results").display(),
-    );
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_exp(dir, name, corpus, "", extra)
 }
 
 /// The runs of one experiment folder: (run name, meta, metrics) of the complete ones.
