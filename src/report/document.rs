@@ -31,6 +31,16 @@ pub struct Section {
     pub blocks: Vec<Block>,
 }
 
+impl Section {
+    fn new(id: &str, title: &str, blocks: Vec<Block>) -> Section {
+        Section {
+            id: id.into(),
+            title: title.into(),
+            blocks,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Block {
     /// A paragraph; `code` spans in backticks.
@@ -525,11 +535,7 @@ impl Builder<'_> {
                 "Grey ticks: chance (1 / number of classes) for each bar's task.".into(),
             ));
         }
-        Ok(Section {
-            id: "leaderboard".into(),
-            title: "Leaderboard".into(),
-            blocks,
-        })
+        Ok(Section::new("leaderboard", "Leaderboard", blocks))
     }
 
     fn leakage(&mut self) -> Result<Section> {
@@ -549,11 +555,7 @@ impl Builder<'_> {
                  `seed_m3_emotion` and `seed_m3_sentence` next to `cnn_v3`."
                     .into(),
             ));
-            return Ok(Section {
-                id: "leakage".into(),
-                title: "Leakage panel".into(),
-                blocks,
-            });
+            return Ok(Section::new("leakage", "Leakage panel", blocks));
         }
         let model = str_col(lk, "model")?;
         let corpus = str_col(lk, "corpus")?;
@@ -697,11 +699,7 @@ impl Builder<'_> {
              is leakage, not skill."
                 .into(),
         ));
-        Ok(Section {
-            id: "leakage".into(),
-            title: "Leakage panel".into(),
-            blocks,
-        })
+        Ok(Section::new("leakage", "Leakage panel", blocks))
     }
 
     fn paired(&mut self, paired: &DataFrame, bootstrap: usize) -> Result<Section> {
@@ -722,11 +720,7 @@ impl Builder<'_> {
                  split seed, fold and seed) with predictions: nothing to pair."
                     .into(),
             ));
-            return Ok(Section {
-                id: "paired".into(),
-                title: "Paired comparisons".into(),
-                blocks,
-            });
+            return Ok(Section::new("paired", "Paired comparisons", blocks));
         }
         let a = str_col(paired, "a")?;
         let b = str_col(paired, "b")?;
@@ -804,11 +798,7 @@ impl Builder<'_> {
         };
         blocks.push(Block::Table(t));
         blocks.push(Block::Charts(vec![chart]));
-        Ok(Section {
-            id: "paired".into(),
-            title: "Paired comparisons".into(),
-            blocks,
-        })
+        Ok(Section::new("paired", "Paired comparisons", blocks))
     }
 
     fn per_class(&mut self) -> Result<Section> {
@@ -968,11 +958,7 @@ impl Builder<'_> {
                 },
             ]));
         }
-        Ok(Section {
-            id: "confusion".into(),
-            title: "Confusion matrices".into(),
-            blocks,
-        })
+        Ok(Section::new("confusion", "Confusion matrices", blocks))
     }
 
     fn curves(&mut self) -> Result<Section> {
@@ -1079,11 +1065,7 @@ impl Builder<'_> {
                 "No `history.parquet` in these runs: no learning curves.".into(),
             ));
         }
-        Ok(Section {
-            id: "curves".into(),
-            title: "Learning curves".into(),
-            blocks,
-        })
+        Ok(Section::new("curves", "Learning curves", blocks))
     }
 
     fn sweeps(&mut self) -> Result<Section> {
@@ -1203,11 +1185,7 @@ impl Builder<'_> {
                 blocks.push(Block::Charts(row));
             }
         }
-        Ok(Section {
-            id: "sweeps".into(),
-            title: "Sweeps".into(),
-            blocks,
-        })
+        Ok(Section::new("sweeps", "Sweeps", blocks))
     }
 
     fn by_sex(&mut self) -> Result<Section> {
@@ -1221,11 +1199,7 @@ impl Builder<'_> {
             blocks.push(Block::Text(
                 "Speaker sex is not known for these runs' corpora.".into(),
             ));
-            return Ok(Section {
-                id: "sex".into(),
-                title: "By speaker sex".into(),
-                blocks,
-            });
+            return Ok(Section::new("sex", "By speaker sex", blocks));
         }
         let wide = &self.tables.by_sex_ua;
         let sexes: Vec<String> = wide
@@ -1300,11 +1274,7 @@ impl Builder<'_> {
             title: chart.title.clone(),
             svg: charts::bars(&chart)?,
         }]));
-        Ok(Section {
-            id: "sex".into(),
-            title: "By speaker sex".into(),
-            blocks,
-        })
+        Ok(Section::new("sex", "By speaker sex", blocks))
     }
 
     fn issues(&mut self) -> Result<Section> {
@@ -1346,11 +1316,7 @@ impl Builder<'_> {
             }
             blocks.push(Block::Table(t));
         }
-        Ok(Section {
-            id: "issues".into(),
-            title: "Missing or partial runs".into(),
-            blocks,
-        })
+        Ok(Section::new("issues", "Missing or partial runs", blocks))
     }
 
     fn about(&self, opts: &ReportOptions) -> Section {
