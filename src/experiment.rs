@@ -489,15 +489,8 @@ impl Experiment {
         if !pipeline_is_whole {
             resolve_pipeline(&mut tree, file)?;
         }
-        let family_only = tree.get("model").and_then(|m| m.get("preset")).is_none();
-        let name = if family_only {
-            match tree.get("model_name").and_then(Value::as_str) {
-                Some(n) => n.to_string(),
-                None => resolve_model(&mut tree, file)?,
-            }
-        } else {
-            resolve_model(&mut tree, file)?
-        };
+        // The preset (or family) names the model unless `model_name` says otherwise.
+        let name = resolve_model(&mut tree, file)?;
         if tree.get("model_name").is_none() {
             tree["model_name"] = Value::String(name.clone());
         }

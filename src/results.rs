@@ -261,23 +261,3 @@ pub fn git_revision() -> Option<String> {
         .is_some_and(|o| !o.stdout.is_empty());
     Some(if dirty { format!("{rev}-dirty") } else { rev })
 }
-
-/// Every run folder under `root` (`<root>/<experiment>/<run>/meta.json`).
-pub fn run_dirs(root: &Path) -> Vec<RunDir> {
-    let mut out = Vec::new();
-    let Ok(exps) = std::fs::read_dir(root) else {
-        return out;
-    };
-    for e in exps.flatten() {
-        let Ok(runs) = std::fs::read_dir(e.path()) else {
-            continue;
-        };
-        for r in runs.flatten() {
-            if r.path().join("meta.json").exists() {
-                out.push(RunDir::new(r.path()));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.dir.cmp(&b.dir));
-    out
-}

@@ -158,22 +158,7 @@ pub fn prepare(exp: &Experiment, progress: bool) -> Result<Prepared> {
             None => *skipped.entry(format!("label {l} not kept")).or_insert(0) += 1,
         }
     }
-    let report = features::featurize(&clips, &exp.pipeline, &exp.cache, progress)?;
-    if !report.failed.is_empty() {
-        eprintln!("{report}");
-    }
-    let failed: HashSet<&str> = report.failed.iter().map(|p| p.path.as_str()).collect();
-    let variants = exp.pipeline.variants();
-    let cache = Cache::open(&exp.cache, &exp.pipeline.feature_key())?;
-    let wanted: HashSet<String> = clips
-        .iter()
-        .flat_map(|c| variants.iter().map(|v| row_key(&c.content_hash, &v.key)))
-        .collect();
-    let mut by_key: HashMap<String, CacheRow> = cache
-        .read_all(Some(&wanted))?
-        .into_iter()
-        .map(|r| (r.key.clone(), r))
-        .collect();
+    let rows = cached_features(&clips, &exp.pipeline, &exp.cache, progress)?;
     let mut out = Prepared {
         clips: Vec::new(),
         labels: Vec::new(),
@@ -181,26 +166,56 @@ pub fn prepare(exp: &Experiment, progress: bool) -> Result<Prepared> {
         rows: Vec::new(),
         skipped,
     };
-    for (c, l) in clips.into_iter().zip(labels) {
-        let rows: Option<Vec<CacheRow>> = variants
-            .iter()
-            .map(|v| {
-                let k = row_key(&c.content_hash, &v.key);
-                // Two identical files share rows: clone (the features buffer is shared).
-                by_key.get(&k).cloned()
-            })
-            .collect();
+    for ((c, l), rows) in clips.into_iter().zip(labels).zip(rows) {
         match rows {
-            Some(rows) if !failed.contains(c.path.as_str()) => {
+            Some(rows) => {
                 out.clips.push(c);
                 out.labels.push(l);
                 out.rows.push(rows);
             }
-            _ => *out.skipped.entry("features failed".into()).or_insert(0) += 1,
+            None => *out.skipped.entry("features failed".into()).or_insert(0) += 1,
         }
     }
-    by_key.clear();
     Ok(out)
+}
+
+/// Compute what the cache lacks for `clips` under `pipeline`, then read every variant of each
+/// clip (original first), in clip order: `None` for a clip whose features failed.
+fn cached_features(
+    clips: &[ClipRecord],
+    pipeline: &features::Pipeline,
+    cache_root: &Path,
+    progress: bool,
+) -> Result<Vec<Option<Vec<CacheRow>>>> {
+    let report = features::featurize(clips, pipeline, cache_root, progress)?;
+    if !report.failed.is_empty() {
+        eprintln!("{report}");
+    }
+    let failed: HashSet<&str> = report.failed.iter().map(|p| p.path.as_str()).collect();
+    let variants = pipeline.variants();
+    let key = |c: &ClipRecord, v: &features::pipeline::Variant| row_key(&c.content_hash, &v.key);
+    let wanted: HashSet<String> = clips
+        .iter()
+        .flat_map(|c| variants.iter().map(move |v| key(c, v)))
+        .collect();
+    let by_key: HashMap<String, CacheRow> = Cache::open(cache_root, &pipeline.feature_key())?
+        .read_all(Some(&wanted))?
+        .into_iter()
+        .map(|r| (r.key.clone(), r))
+        .collect();
+    Ok(clips
+        .iter()
+        .map(|c| {
+            if failed.contains(c.path.as_str()) {
+                return None;
+            }
+            // Two identical files share rows: clone (the features buffer is shared).
+            variants
+                .iter()
+                .map(|v| by_key.get(&key(c, v)).cloned())
+                .collect()
+        })
+        .collect())
 }
 
 /// Folds of a seed, with protocol errors turned into config errors on the right key.
@@ -754,25 +769,16 @@ pub fn evaluate(
     // Only the original variant is needed.
     let mut pipeline = exp.pipeline.clone();
     pipeline.augment.clear();
-    features::featurize(&kept, &pipeline, &exp.cache, progress)?;
-    let cache = Cache::open(&exp.cache, &pipeline.feature_key())?;
-    let wanted: HashSet<String> = kept
-        .iter()
-        .map(|c| row_key(&c.content_hash, "original"))
-        .collect();
-    let by_key: HashMap<String, CacheRow> = cache
-        .read_all(Some(&wanted))?
-        .into_iter()
-        .map(|r| (r.key.clone(), r))
-        .collect();
+    let cached = cached_features(&kept, &pipeline, &exp.cache, progress)?;
     let (mut rows, mut lab, mut used) = (Vec::new(), Vec::new(), Vec::new());
-    for (c, l) in kept.iter().zip(&labels) {
-        if let Some(r) = by_key.get(&row_key(&c.content_hash, "original")) {
-            rows.push(r);
-            lab.push(*l);
-            used.push(c);
-        } else {
-            left_out += 1;
+    for ((c, l), r) in kept.iter().zip(&labels).zip(&cached) {
+        match r {
+            Some(r) => {
+                rows.push(&r[0]);
+                lab.push(*l);
+                used.push(c);
+            }
+            None => left_out += 1,
         }
     }
     let ds = Dataset::from_rows(&rows, &lab)?;
