@@ -25,7 +25,7 @@ BIN := $(CARGO_TARGET_DIR)/release/emolab
 VENV_STAMP := $(VENV)/.emolab-torch-$(TORCH_VERSION)
 
 .PHONY: help setup venv build demo test fmt lint clean bench-features bench-venv bench-train \
-	experiment sweep report test-setup
+	bench-baseline bench-accuracy experiment sweep report test-setup
 
 help:
 	@echo "make setup   venv with torch==$(TORCH_VERSION) + release build (idempotent)"
@@ -36,6 +36,8 @@ help:
 	@echo "make report  comparison report of every complete run (results/report)"
 	@echo "make bench-features  librosa (seed path) vs emolab featurize on 7,442 synthetic CREMA-D clips"
 	@echo "make bench-train  cnn_v3 in PyTorch vs emolab per epoch, then every family"
+	@echo "make bench-baseline [BASELINE_EXP=emodb_crnn]  openSMILE eGeMAPS + SVM on that experiment's folds, beside it"
+	@echo "make bench-accuracy [ACCURACY_EXPS=\"emodb_cnn emodb_crnn\"]  run them on EmoDB (\$$EMODB), then the baseline beside them"
 	@echo "make fmt     cargo fmt"
 
 setup: build
@@ -80,8 +82,8 @@ BENCH_CORPUS ?= data/bench-cremad
 LIBROSA_VERSION := 0.11.0
 
 bench-venv: venv
-	@$(VENV)/bin/python -c "import librosa, joblib; assert librosa.__version__ == '$(LIBROSA_VERSION)'" 2>/dev/null \
-		|| $(VENV)/bin/python -m pip install --quiet librosa==$(LIBROSA_VERSION) joblib
+	@$(VENV)/bin/python -c "import librosa, joblib, opensmile, sklearn, pyarrow; assert librosa.__version__ == '$(LIBROSA_VERSION)'" 2>/dev/null \
+		|| $(VENV)/bin/python -m pip install --quiet librosa==$(LIBROSA_VERSION) joblib opensmile scikit-learn pyarrow
 
 # Benchmarks are not tests: the seed's librosa path vs emolab featurize, side by side.
 bench-features: setup bench-venv
@@ -95,6 +97,21 @@ BENCH_DEVICE ?= cpu
 bench-train: setup bench-venv
 	$(BIN) --quiet synth --layout cremad --out $(BENCH_CORPUS) --actors 91
 	benches/train.sh $(BIN) $(VENV)/bin/python $(BENCH_CORPUS) $(BENCH_EPOCHS) $(BENCH_THREADS) $(BENCH_DEVICE)
+
+# Benchmark, not a test: the classic openSMILE eGeMAPSv02 + SVM on exactly the folds of an
+# emolab experiment (run first, complete runs are skipped), printed beside it.
+BASELINE_EXP ?= emodb_crnn
+bench-baseline: setup bench-venv
+	$(BIN) run experiments/$(BASELINE_EXP).yaml
+	$(VENV)/bin/python benches/baseline_egemaps.py results/$(BASELINE_EXP)
+
+# Benchmark, not a test: EmoDB leave-one-speaker-out with the earlier and the recommended
+# recipes, and the eGeMAPS + SVM baseline on the same folds, side by side.
+EMODB ?= data/emodb
+ACCURACY_EXPS ?= emodb_cnn emodb_crnn
+bench-accuracy: setup bench-venv
+	@for e in $(ACCURACY_EXPS); do EMODB=$(EMODB) $(BIN) run experiments/$$e.yaml || exit 1; done
+	$(VENV)/bin/python benches/baseline_egemaps.py $(foreach e,$(ACCURACY_EXPS),results/$(e))
 
 # Headless Chromium for the report test (skipped with a message when absent).
 test-setup:

@@ -73,6 +73,9 @@ pub struct CorpusSpec {
     /// Folder format: regex whose first group, on the file name, is the speaker.
     #[serde(default)]
     pub speaker_pattern: Option<String>,
+    /// Keep only clips of this vocal channel (RAVDESS: `speech` or `song`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocal_channel: Option<String>,
 }
 
 /// One swept parameter: a list of values (grid), or a distribution (random search).
@@ -547,9 +550,17 @@ impl Experiment {
         }
         // Build the model once on a typical input to surface impossible sizes early.
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let frames = pipeline.frames.size.unwrap_or(128) as i64;
+        let frames = match &raw.train.window {
+            Some(w) => w.frames,
+            None => pipeline.frames.size.unwrap_or(128),
+        };
+        let input = crate::models::Input {
+            channels: pipeline.channels() as i64,
+            bins: pipeline.n_bins() as i64,
+            frames: frames as i64,
+        };
         raw.model
-            .build(&vs.root(), pipeline.n_features() as i64, frames, 2)
+            .build(&vs.root(), input, 2)
             .map_err(|e| err(file, "model", e.to_string()))?;
         Ok(Experiment {
             file: file.to_path_buf(),

@@ -44,6 +44,13 @@ pub struct RunMeta {
     pub speaker_leaky: bool,
     /// The seed's mistake (validation on the test clips) was on.
     pub test_as_val: bool,
+    /// Normalisation statistics used the test speakers' (unlabelled) audio
+    /// (`normalize: speaker`).
+    #[serde(default)]
+    pub transductive: bool,
+    /// For a seed ensemble: the member runs whose test probabilities it averages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ensemble: Vec<String>,
     pub target: String,
     pub corpus: String,
     pub pipeline: String,

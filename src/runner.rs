@@ -25,7 +25,7 @@ use crate::results::{
     git_revision, Predictions, RunDir, RunMeta, RunMetrics, RunStatus, SplitRows,
 };
 use crate::split::{make_folds, Fold, SplitError};
-use crate::train::{self, device, Dataset, FitControl, Trained};
+use crate::train::{self, device, Dataset, FitControl, NormMode, SpeakerStats, Trained};
 
 /// A corpus made ready for an experiment: kept clips, their labels and cached features.
 pub struct Prepared {
@@ -102,6 +102,12 @@ pub fn prepare(exp: &Experiment, progress: bool) -> Result<Prepared> {
     let mut skipped = BTreeMap::new();
     let mut labelled = Vec::new();
     for c in all {
+        if let Some(want) = &exp.corpus.vocal_channel {
+            if c.vocal_channel.as_deref() != Some(want.as_str()) {
+                *skipped.entry(format!("not {want}")).or_insert(0) += 1;
+                continue;
+            }
+        }
         match label_of(&c, exp.corpus.target, &exp.corpus.merge) {
             Some(l) => labelled.push((c, l)),
             None => {
@@ -364,11 +370,25 @@ pub fn run_experiment(
             }
         }
     }
+    if trial.is_none() {
+        // Seeds of one split also give their average as an entry of its own.
+        for d in crate::ensemble::write_seed_ensembles(&exp.results.join(&exp.name), &exp.seeds)? {
+            if opts.progress {
+                eprintln!("seed ensemble → {}", d.display());
+            }
+        }
+    }
     Ok(out)
 }
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Per-speaker statistics of every clip's original variant.
+pub fn speaker_stats(prep: &Prepared) -> SpeakerStats {
+    let f = prep.rows.first().map_or(0, |r| r[0].n_features as usize);
+    SpeakerStats::fit(prep.rows.iter().map(|r| (&r[0].speaker, &r[0].features)), f)
 }
 
 /// Train one fold with one seed into `dir`.
@@ -391,6 +411,9 @@ pub fn run_one(
     std::fs::create_dir_all(&dir.dir)
         .with_context(|| format!("cannot create {}", dir.dir.display()))?;
     dir.write_config(&exp.run_yaml(fold.index, seed))?;
+    // Speaker statistics come from each speaker's original clips only (augmented copies exist
+    // for training speakers alone); they read audio features and speaker ids, never labels.
+    let speakers = (cfg.normalize == NormMode::Speaker).then(|| speaker_stats(prep));
     let pick = |idx: &[usize], all_variants: bool| -> Result<Dataset> {
         let mut rows = Vec::new();
         let mut labels = Vec::new();
@@ -401,7 +424,9 @@ pub fn run_one(
                 labels.push(prep.labels[i]);
             }
         }
-        Ok(Dataset::from_rows(&rows, &labels)?)
+        let mut ds = Dataset::from_rows(&rows, &labels)?.with_channels(exp.pipeline.channels())?;
+        ds.attach_norm(cfg.normalize, speakers.as_ref())?;
+        Ok(ds)
     };
     let train_ds = pick(&fold.train, true)?;
     let val_ds = pick(&fold.val, false)?;
@@ -424,6 +449,8 @@ pub fn run_one(
         protocol: exp.protocol.name().into(),
         speaker_leaky: leaky,
         test_as_val,
+        transductive: cfg.normalize.transductive(),
+        ensemble: Vec::new(),
         target: exp.corpus.target.name().into(),
         corpus: exp.corpus.path.display().to_string(),
         pipeline: exp.pipeline.name.clone(),
@@ -688,16 +715,22 @@ pub fn load_run(run: &Path, device: tch::Device) -> Result<LoadedRun> {
         &exp.model,
         &meta.classes,
         exp.pipeline.n_features(),
+        exp.pipeline.channels(),
         frames,
+        &exp.train,
         device,
     )?;
     Ok(LoadedRun { exp, meta, model })
 }
 
+/// The time axis of a saved model: its window, or the pipeline's fixed frame count.
 fn dir_frames(exp: &Experiment) -> Result<usize> {
+    if let Some(w) = &exp.train.window {
+        return Ok(w.frames);
+    }
     exp.pipeline.frames.size.ok_or_else(|| {
         anyhow::anyhow!(
-            "pipeline {} has no fixed frame count; a saved model needs `frames: {{size: N}}`",
+            "pipeline {} has no fixed frame count and train.window is not set; a saved model needs one of them",
             exp.pipeline.name
         )
     })
@@ -781,7 +814,7 @@ pub fn evaluate(
             None => left_out += 1,
         }
     }
-    let ds = Dataset::from_rows(&rows, &lab)?;
+    let ds = Dataset::from_rows(&rows, &lab)?.with_channels(exp.pipeline.channels())?;
     let probs = lr.model.predict_proba(&ds)?;
     let pred: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
     let sexes: Vec<Option<String>> = used.iter().map(|c| c.sex.clone()).collect();
@@ -836,19 +869,14 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
                 return Err("no audio samples".into());
             }
             let (frames, feats) = fx.compute(&y).map_err(|e| e.to_string())?;
-            if frames != lr.model.frames {
+            if lr.model.window.is_none() && frames != lr.model.frames {
                 return Err(format!(
                     "{frames} frames, the model takes {} (pipeline frames policy)",
                     lr.model.frames
                 ));
             }
-            let ds = Dataset {
-                features: vec![feats.into()],
-                labels: vec![0],
-                sex: vec![None],
-                n_features: fx.n_features(),
-                frames,
-            };
+            // With windows, the whole file is scored window by window.
+            let ds = Dataset::single(feats, fx.n_features(), p.channels());
             let probs = lr.model.predict_proba(&ds).map_err(|e| e.to_string())?;
             Ok(probs.into_iter().next().unwrap_or_default())
         })();

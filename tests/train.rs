@@ -10,8 +10,8 @@ use emolab::split::{make_folds, speakers_of, Protocol};
 use emolab::synth::{self, Layout, SynthOptions};
 use emolab::train::optim::Schedule;
 use emolab::train::{
-    fit, fit_with, Dataset, DeviceChoice, EpochStats, FitConfig, FitControl, Precision,
-    SpecAugment, Trained,
+    fit, fit_with, Dataset, DeviceChoice, EpochStats, FitConfig, FitControl, NormMode, Precision,
+    SpecAugment, Trained, WindowAverage, WindowSpec,
 };
 
 /// Histories agree exactly, except validation loss to 1e-9 relative: LibTorch's CPU forward
@@ -150,7 +150,9 @@ fn cnn_v1_beats_chance_on_held_out_speakers_and_is_reproducible() {
         &spec,
         &names,
         test.n_features,
+        1,
         test.frames,
+        &cfg,
         tch::Device::Cpu,
     )
     .unwrap();
@@ -170,7 +172,9 @@ fn cnn_v1_beats_chance_on_held_out_speakers_and_is_reproducible() {
         &other,
         &names,
         test.n_features,
+        1,
         test.frames,
+        &cfg,
         tch::Device::Cpu,
     )
     .unwrap_err();
@@ -276,4 +280,108 @@ fn a_resumed_run_ends_exactly_like_a_straight_one() {
     let e = fit_with(&spec, &names, &train, &val, &test, &other, &resume).unwrap_err();
     assert!(e.to_string().contains("written by another model"), "{e}");
     assert!(straight.history.iter().any(|h| h.lr < 1e-3) || straight.history.len() == 5);
+}
+
+/// `normalize: speaker` standardises each speaker on their own clips, test speakers included:
+/// it may read their audio but never their labels. Shuffling the test labels leaves every
+/// prediction and probability unchanged.
+#[test]
+fn speaker_normalisation_reads_no_test_labels() {
+    tch::set_num_threads(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let (names, train, val, test) = data(tmp.path());
+    let cfg = FitConfig {
+        epochs: 3,
+        seed: 3,
+        normalize: NormMode::Speaker,
+        ..Default::default()
+    };
+    let spec = ModelSpec::preset("cnn_v1").unwrap();
+    let a = fit(&spec, &names, &train, &val, &test, &cfg).unwrap();
+    let mut shuffled = test.clone();
+    shuffled.labels.reverse();
+    shuffled.labels.rotate_left(7);
+    assert_ne!(shuffled.labels, test.labels);
+    let b = fit(&spec, &names, &train, &val, &shuffled, &cfg).unwrap();
+    assert_eq!(
+        a.test_probs, b.test_probs,
+        "test labels changed the predictions"
+    );
+    assert_eq!(a.test_pred, b.test_pred);
+    // Speaker statistics were used (the test can fail): train-set statistics give other
+    // probabilities, and the model's own normaliser is the identity.
+    let per_mel = fit(
+        &spec,
+        &names,
+        &train,
+        &val,
+        &test,
+        &FitConfig {
+            normalize: NormMode::PerMel,
+            ..cfg.clone()
+        },
+    )
+    .unwrap();
+    assert_ne!(a.test_probs, per_mel.test_probs);
+    assert!(a.model.norm.mean.iter().all(|&m| m == 0.0));
+    // predict_proba re-derives the same per-speaker statistics from the clips it is given.
+    assert_eq!(a.model.predict_proba(&test).unwrap(), a.test_probs);
+}
+
+/// With `train.window`, a clip is scored by every window of it, and its probabilities are the
+/// average of the windows' (here `average: probs`); a clip as long as a window is one window.
+#[test]
+fn sliding_window_evaluation_equals_the_average_of_its_windows() {
+    tch::set_num_threads(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let (names, train, val, test) = data(tmp.path());
+    let window = WindowSpec {
+        frames: 40,
+        hop: Some(20),
+        average: WindowAverage::Probs,
+    };
+    let cfg = FitConfig {
+        epochs: 2,
+        seed: 5,
+        window: Some(window.clone()),
+        ..Default::default()
+    };
+    let spec = ModelSpec::preset("crnn").unwrap();
+    let r = fit(&spec, &names, &train, &val, &test, &cfg).unwrap();
+    assert_eq!(r.model.frames, 40);
+    // 96 frames → windows at 0, 20, 40 and 56 (the last one ends at the clip's end).
+    assert_eq!(window.starts(96), vec![0, 20, 40, 56]);
+    let f = test.n_features;
+    for clip in 0..3 {
+        let whole = &r.test_probs[clip];
+        let mut mean = vec![0f32; names.len()];
+        for &s in &window.starts(test.lengths[clip]) {
+            let part = test.features[clip][s * f..(s + 40) * f].to_vec();
+            let p = r
+                .model
+                .predict_proba(&Dataset::single(part, f, 1))
+                .unwrap()
+                .remove(0);
+            for (m, v) in mean.iter_mut().zip(p) {
+                *m += v / 4.0;
+            }
+        }
+        for (a, b) in whole.iter().zip(&mean) {
+            assert!((a - b).abs() < 1e-5, "clip {clip}: {whole:?} vs {mean:?}");
+        }
+        // And not simply the first window's.
+        let first = test.features[clip][..40 * f].to_vec();
+        let p0 = r
+            .model
+            .predict_proba(&Dataset::single(first, f, 1))
+            .unwrap();
+        assert!(p0[0].iter().zip(whole).any(|(a, b)| (a - b).abs() > 1e-6));
+    }
+    // A 30-frame clip (shorter than a window) is scored whole, padded and masked.
+    let short = test.features[0][..30 * f].to_vec();
+    let p = r
+        .model
+        .predict_proba(&Dataset::single(short, f, 1))
+        .unwrap();
+    assert!((p[0].iter().sum::<f32>() - 1.0).abs() < 1e-4);
 }

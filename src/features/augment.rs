@@ -30,14 +30,22 @@ fn draw(rng: &mut ChaCha8Rng, [lo, hi]: [f32; 2]) -> f32 {
     }
 }
 
-/// Apply `aug` to mono samples at `sr`. Returns the new samples and the drawn parameters (JSON).
+/// Apply copy `copy` of `aug` to mono samples at `sr`. Returns the new samples and the drawn
+/// parameters (JSON).
 pub fn apply(
     aug: &Augment,
+    copy: usize,
     y: &[f32],
     sr: u32,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Vec<f32>, serde_json::Value), dsp::DspError> {
     Ok(match aug {
+        Augment::Speed { factors } => {
+            let f = factors[copy.min(factors.len().saturating_sub(1))];
+            // Read as if sampled at sr·f and resampled to sr: len / f samples.
+            let r = dsp::SincResampler::new(sr as f64 * f as f64, sr as f64)?;
+            (r.process(y), json!({ "factor": f }))
+        }
         Augment::Noise { snr_db, .. } => {
             let snr = draw(rng, *snr_db);
             let rms =
@@ -102,9 +110,9 @@ mod tests {
             copies: 2,
         };
         let y = tone(4000);
-        let a = apply(&aug, &y, 16000, &mut variant_rng("h1", "v0")).unwrap();
-        let b = apply(&aug, &y, 16000, &mut variant_rng("h1", "v0")).unwrap();
-        let c = apply(&aug, &y, 16000, &mut variant_rng("h1", "v1")).unwrap();
+        let a = apply(&aug, 0, &y, 16000, &mut variant_rng("h1", "v0")).unwrap();
+        let b = apply(&aug, 0, &y, 16000, &mut variant_rng("h1", "v0")).unwrap();
+        let c = apply(&aug, 0, &y, 16000, &mut variant_rng("h1", "v1")).unwrap();
         assert_eq!(a, b);
         assert_ne!(a.0, c.0);
         let snr = a.1["snr_db"].as_f64().unwrap();
@@ -127,6 +135,7 @@ mod tests {
                 db: [6.0, 6.0],
                 copies: 1,
             },
+            0,
             &y,
             16000,
             &mut variant_rng("h", "g"),
@@ -139,6 +148,7 @@ mod tests {
                 max_s: 0.01,
                 copies: 1,
             },
+            0,
             &y,
             16000,
             &mut variant_rng("h", "s"),
@@ -151,5 +161,32 @@ mod tests {
             assert_eq!(s[n as usize + 5], y[5]);
             assert_eq!(s[0], 0.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod speed_tests {
+    use super::*;
+
+    #[test]
+    fn speed_changes_length_and_pitch_by_the_factor() {
+        // A 200 Hz tone at 16 kHz, 1 s: at speed 1.1 it lasts 1/1.1 s and sounds at 220 Hz.
+        let sr = 16000;
+        let y: Vec<f32> = (0..sr)
+            .map(|i| (2.0 * std::f32::consts::PI * 200.0 * i as f32 / sr as f32).sin())
+            .collect();
+        let aug = Augment::Speed {
+            factors: vec![0.9, 1.1],
+        };
+        let (fast, p) = apply(&aug, 1, &y, sr as u32, &mut variant_rng("h", "s")).unwrap();
+        assert_eq!(p["factor"].as_f64().unwrap() as f32, 1.1);
+        assert_eq!(fast.len(), (sr as f64 / 1.1).round() as usize);
+        // Zero crossings per second of the middle part: 2 · 220.
+        let mid = &fast[2000..12000];
+        let crossings = mid.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+        let hz = crossings as f64 / (mid.len() as f64 / sr as f64);
+        assert!((hz - 220.0).abs() < 3.0, "{hz}");
+        let (slow, _) = apply(&aug, 0, &y, sr as u32, &mut variant_rng("h", "s")).unwrap();
+        assert_eq!(slow.len(), (sr as f64 / 0.9).round() as usize);
     }
 }

@@ -5,6 +5,7 @@
 //! all over a corpus with rayon into the [`crate::cache`].
 
 pub mod augment;
+pub mod delta;
 pub mod dsp;
 pub mod frames;
 pub mod pipeline;
@@ -21,7 +22,9 @@ pub struct FeatureExtractor {
     mel: MelExtractor,
     db: Option<DbParams>,
     mfcc: Option<MfccTransform>,
+    deltas: Option<pipeline::DeltaSpec>,
     frames: pipeline::FramesSpec,
+    n_bins: usize,
     n_features: usize,
 }
 
@@ -43,7 +46,9 @@ impl FeatureExtractor {
                 .as_ref()
                 .map(|m| MfccTransform::new(p.n_mels, m.n))
                 .transpose()?,
+            deltas: p.deltas.clone(),
             frames: p.frames.clone(),
+            n_bins: p.n_bins(),
             n_features: p.n_features(),
         })
     }
@@ -58,7 +63,21 @@ impl FeatureExtractor {
             Some(t) => t.apply(&spec)?.data,
             None => spec.data,
         };
+        let real = data.len() / self.n_bins.max(1);
+        if let Some(d) = &self.deltas {
+            data = delta::with_deltas(&data, self.n_bins, d.order, d.width);
+        }
         let n = frames::apply(&self.frames, &mut data, self.n_features);
+        // Padded frames hold the pad value in the static channel and no change (0) in Δ / ΔΔ.
+        let padded = matches!(
+            self.frames.mode,
+            pipeline::FrameMode::Pad | pipeline::FrameMode::PadCrop
+        ) && n > real;
+        if self.deltas.is_some() && padded {
+            for frame in data[real * self.n_features..].chunks_exact_mut(self.n_features) {
+                frame[self.n_bins..].fill(0.0);
+            }
+        }
         Ok((n, data))
     }
 

@@ -97,6 +97,27 @@ pub struct MfccSpec {
     pub n: usize,
 }
 
+/// Δ (and ΔΔ) of the features along time, appended to each frame as extra channels, as
+/// `librosa.feature.delta(x, width, order, mode="interp")` computes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaSpec {
+    /// 1: Δ; 2: Δ and ΔΔ (three channels in all).
+    #[serde(default = "d_two")]
+    pub order: usize,
+    /// Odd window width in frames (librosa's default 9).
+    #[serde(default = "d_nine")]
+    pub width: usize,
+}
+
+fn d_two() -> usize {
+    2
+}
+
+fn d_nine() -> usize {
+    9
+}
+
 /// How to bring every clip to a common number of frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -173,6 +194,9 @@ pub enum Augment {
         #[serde(default = "d_one")]
         copies: usize,
     },
+    /// Speed perturbation (Ko et al., Interspeech 2015): the clip resampled so that it plays
+    /// `factor` times faster (tempo and pitch together), one copy per factor, e.g. `[0.9, 1.1]`.
+    Speed { factors: Vec<f32> },
 }
 
 impl Augment {
@@ -183,6 +207,7 @@ impl Augment {
             Augment::Shift { .. } => "shift",
             Augment::TimeStretch { .. } => "time_stretch",
             Augment::PitchShift { .. } => "pitch_shift",
+            Augment::Speed { .. } => "speed",
         }
     }
 
@@ -193,6 +218,7 @@ impl Augment {
             | Augment::Shift { copies, .. }
             | Augment::TimeStretch { copies, .. }
             | Augment::PitchShift { copies, .. } => *copies,
+            Augment::Speed { factors } => factors.len(),
         }
     }
 
@@ -202,7 +228,7 @@ impl Augment {
             Augment::Gain { db, .. } => Some(("db", *db)),
             Augment::TimeStretch { rate, .. } => Some(("rate", *rate)),
             Augment::PitchShift { steps, .. } => Some(("steps", *steps)),
-            Augment::Shift { .. } => None,
+            Augment::Shift { .. } | Augment::Speed { .. } => None,
         }
     }
 }
@@ -246,6 +272,9 @@ pub struct Pipeline {
     pub db: Option<DbSpec>,
     #[serde(default)]
     pub mfcc: Option<MfccSpec>,
+    /// Δ / ΔΔ channels (left out of a pipeline without them, so its cache key stays the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deltas: Option<DeltaSpec>,
     #[serde(default)]
     pub frames: FramesSpec,
     #[serde(default)]
@@ -300,6 +329,17 @@ impl Pipeline {
                 );
             }
         }
+        if let Some(d) = &self.deltas {
+            if !(1..=2).contains(&d.order) {
+                return bad("deltas.order", format!("must be 1 or 2, got {}", d.order));
+            }
+            if d.width < 3 || d.width % 2 == 0 {
+                return bad(
+                    "deltas.width",
+                    format!("must be odd and >= 3, got {}", d.width),
+                );
+            }
+        }
         match (self.frames.mode, self.frames.size) {
             (FrameMode::None, _) => {}
             (_, None) => {
@@ -325,6 +365,14 @@ impl Pipeline {
                 }
                 if name == "rate" && lo <= 0.0 {
                     return bad(&format!("{key}.rate"), "rates must be > 0".into());
+                }
+            }
+            if let Augment::Speed { factors } = a {
+                if let Some(f) = factors.iter().find(|f| !(**f >= 0.5 && **f <= 2.0)) {
+                    return bad(
+                        &format!("{key}.factors"),
+                        format!("each factor must be in [0.5, 2], got {f}"),
+                    );
                 }
             }
             if let Augment::Shift { max_s, .. } = a {
@@ -353,9 +401,19 @@ impl Pipeline {
         }
     }
 
-    /// Width of one output frame (mels, or MFCC coefficients).
-    pub fn n_features(&self) -> usize {
+    /// Values per frame of one channel (mels, or MFCC coefficients).
+    pub fn n_bins(&self) -> usize {
         self.mfcc.as_ref().map_or(self.n_mels, |m| m.n)
+    }
+
+    /// Channels per frame: 1, plus one per delta order.
+    pub fn channels(&self) -> usize {
+        1 + self.deltas.as_ref().map_or(0, |d| d.order)
+    }
+
+    /// Width of one output frame (bins × channels).
+    pub fn n_features(&self) -> usize {
+        self.n_bins() * self.channels()
     }
 
     /// Hash of every field that shapes the features of an original clip (not name, description,

@@ -173,7 +173,7 @@ fn compute_clip(
                 None => (None, serde_json::json!({})),
                 Some(a) => {
                     let mut rng = augment::variant_rng(&clip.content_hash, &v.key);
-                    let (s, p) = augment::apply(a, &y, pipeline.sample_rate, &mut rng)
+                    let (s, p) = augment::apply(a, v.copy, &y, pipeline.sample_rate, &mut rng)
                         .map_err(|e| format!("variant {}: {e}", v.name))?;
                     (Some(s), p)
                 }

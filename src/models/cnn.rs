@@ -1,14 +1,17 @@
-//! 2-D CNN over the spectrogram: the seed's `cnn_v1` and `cnn_v3`, plus batch-norm and global
-//! average pooling options.
+//! 2-D CNN over the spectrogram: the seed's `cnn_v1` and `cnn_v3`, plus batch-norm, global
+//! average pooling and attention pooling options.
 //!
 //! Layout per block: Conv2D(k×k, valid or same) → [BatchNorm] → ReLU → MaxPool(2). Then Flatten
-//! (the seed) or global average pooling → Dense(relu) → Dropout → Dense(n_classes).
+//! (the seed), global average pooling, or attention pooling over time of the frequency-averaged
+//! maps → Dense(relu) → Dropout → Dense(n_classes). The pooled heads respect padding (masked
+//! after every block); Flatten needs a fixed input length.
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::Tensor;
 
-use super::{invalid, ModelError, L2_GROUP};
+use super::pool::{self, Pooler, SeqPool};
+use super::{invalid, Input, ModelError, Net, L2_GROUP};
 
 /// How the conv stack is turned into a vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -18,6 +21,8 @@ pub enum CnnHead {
     Flatten,
     /// Global average pooling over frequency and time.
     Gap,
+    /// The mean over frequency, then attention pooling over time.
+    Attention,
 }
 
 /// CNN hyper-parameters.
@@ -67,6 +72,22 @@ impl CnnSpec {
         }
     }
 
+    /// emolab's recommended CNN (preset `cnn`): same-padded Conv 32/64/128 with batch-norm, each
+    /// pooled, attention pooling over time (padding-aware, any clip length), Dense 64, Dropout
+    /// 0.3, no L2 (the optimizer's decoupled weight decay regularises instead).
+    pub fn recommended() -> Self {
+        CnnSpec {
+            channels: vec![32, 64, 128],
+            kernel: 3,
+            padding: Padding::Same,
+            batch_norm: true,
+            head: CnnHead::Attention,
+            dense: 64,
+            dropout: 0.3,
+            l2: 0.0,
+        }
+    }
+
     /// The seed's final CNN: Conv 32/64/128 (L2 1e-3) each pooled → Flatten → Dense 128 (L2
     /// 1e-3) → Dropout 0.3.
     pub fn v3() -> Self {
@@ -93,16 +114,23 @@ pub struct Cnn {
     dense: Option<nn::Linear>,
     out: nn::Linear,
     dropout: f64,
+    /// Frames lost by a valid convolution (`kernel - 1`, 0 for same padding).
+    shrink: i64,
+    attention: Option<Pooler>,
 }
 
 impl Cnn {
     pub fn new(
         p: &nn::Path,
         s: &CnnSpec,
-        n_mels: i64,
-        frames: i64,
+        input: Input,
         n_classes: i64,
     ) -> Result<Self, ModelError> {
+        let Input {
+            channels,
+            bins: n_mels,
+            frames,
+        } = input;
         if s.channels.is_empty() || s.kernel < 1 {
             return Err(invalid(
                 "cnn",
@@ -118,7 +146,7 @@ impl Cnn {
             Padding::Valid => 0,
             Padding::Same => s.kernel / 2,
         };
-        let (mut h, mut w, mut c_in) = (n_mels, frames, 1);
+        let (mut h, mut w, mut c_in) = (n_mels, frames, channels);
         let mut blocks = Vec::new();
         for (i, &c) in s.channels.iter().enumerate() {
             let conv = nn::conv2d(
@@ -147,8 +175,10 @@ impl Cnn {
         }
         let flat = match s.head {
             CnnHead::Flatten => c_in * h * w,
-            CnnHead::Gap => c_in,
+            CnnHead::Gap | CnnHead::Attention => c_in,
         };
+        let attention = (s.head == CnnHead::Attention)
+            .then(|| Pooler::new(p / "pool", SeqPool::Attention, c_in, 64.min(c_in), None));
         let dense =
             (s.dense > 0).then(|| nn::linear(&reg / "dense", flat, s.dense, Default::default()));
         let width = if s.dense > 0 { s.dense } else { flat };
@@ -158,23 +188,40 @@ impl Cnn {
             dense,
             out: nn::linear(p / "out", width, n_classes, Default::default()),
             dropout: s.dropout,
+            shrink: s.kernel - 1 - 2 * pad,
+            attention,
         })
     }
 }
 
-impl ModuleT for Cnn {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut x = xs.shallow_clone();
+impl Net for Cnn {
+    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
+        let mut x = pool::mask_4d(xs.shallow_clone(), lengths);
+        let mut lengths = lengths.map(<[i64]>::to_vec);
         for b in &self.blocks {
             x = x.apply(&b.conv);
             if let Some(bn) = &b.bn {
                 x = x.apply_t(bn, train);
             }
             x = x.relu().max_pool2d_default(2);
+            lengths = pool::map_lengths(lengths.as_deref(), |l| (l - self.shrink) / 2);
+            x = pool::mask_4d(x, lengths.as_deref());
         }
-        x = match self.head {
-            CnnHead::Flatten => x.flatten(1, -1),
-            CnnHead::Gap => x.mean_dim([2i64, 3].as_slice(), false, x.kind()),
+        x = match (self.head, &self.attention) {
+            (CnnHead::Flatten, _) => x.flatten(1, -1),
+            (CnnHead::Attention, Some(att)) => {
+                let seq = x
+                    .mean_dim([2i64].as_slice(), false, x.kind())
+                    .transpose(1, 2);
+                att.forward(&seq, lengths.as_deref())
+            }
+            _ => {
+                // Mean over frequency and the valid frames.
+                let seq = x
+                    .mean_dim([2i64].as_slice(), false, x.kind())
+                    .transpose(1, 2);
+                Pooler::new_mean().forward(&seq, lengths.as_deref())
+            }
         };
         if let Some(d) = &self.dense {
             x = x.apply(d).relu();

@@ -2,11 +2,12 @@
 //! max-pool 2), the frequency axis folded into channels, then a (Bi-)LSTM over time.
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT, RNN};
+use tch::nn;
 use tch::Tensor;
 
-use super::rnn::{lstm_layer, pool_seq};
-use super::{invalid, ModelError, SeqPool};
+use super::pool::{self, lstm_masked, Pooler};
+use super::rnn::{lstm_layer, seq_pooler};
+use super::{invalid, Input, ModelError, Net, SeqPool};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -17,6 +18,8 @@ pub struct CnnLstmSpec {
     pub bidirectional: bool,
     pub dropout: f64,
     pub pool: SeqPool,
+    /// Width of the attention layer when `pool: attention`.
+    pub attention_dim: i64,
 }
 
 impl Default for CnnLstmSpec {
@@ -27,6 +30,7 @@ impl Default for CnnLstmSpec {
             bidirectional: true,
             dropout: 0.3,
             pool: SeqPool::Mean,
+            attention_dim: 64,
         }
     }
 }
@@ -35,9 +39,7 @@ impl Default for CnnLstmSpec {
 pub struct CnnLstm {
     convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
     lstm: nn::LSTM,
-    hidden: i64,
-    bidirectional: bool,
-    pool: SeqPool,
+    pool: Pooler,
     dropout: f64,
     out: nn::Linear,
 }
@@ -46,14 +48,14 @@ impl CnnLstm {
     pub fn new(
         p: &nn::Path,
         s: &CnnLstmSpec,
-        n_mels: i64,
-        frames: i64,
+        input: Input,
         n_classes: i64,
     ) -> Result<Self, ModelError> {
+        let (n_mels, frames) = (input.bins, input.frames);
         if s.channels.is_empty() || s.hidden < 1 {
             return Err(invalid("cnn_lstm", "needs conv channels and hidden >= 1"));
         }
-        let (mut h, mut t, mut c_in) = (n_mels, frames, 1);
+        let (mut h, mut t, mut c_in) = (n_mels, frames, input.channels);
         let mut convs = Vec::new();
         for (i, &c) in s.channels.iter().enumerate() {
             let conv = nn::conv2d(
@@ -85,31 +87,39 @@ impl CnnLstm {
         Ok(CnnLstm {
             convs,
             lstm: lstm_layer(p / "lstm", c_in * h, s.hidden, s.bidirectional),
-            hidden: s.hidden,
-            bidirectional: s.bidirectional,
-            pool: s.pool,
+            pool: seq_pooler(
+                p / "pool",
+                s.pool,
+                s.hidden,
+                s.bidirectional,
+                s.attention_dim,
+            ),
             dropout: s.dropout,
             out: nn::linear(p / "out", s.hidden * dirs, n_classes, Default::default()),
         })
     }
 }
 
-impl ModuleT for CnnLstm {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut x = xs.shallow_clone();
+impl Net for CnnLstm {
+    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
+        let mut x = pool::mask_4d(xs.shallow_clone(), lengths);
+        let mut lengths = lengths.map(<[i64]>::to_vec);
         for (conv, bn) in &self.convs {
             x = x
                 .apply(conv)
                 .apply_t(bn, train)
                 .relu()
                 .max_pool2d_default(2);
+            lengths = pool::map_lengths(lengths.as_deref(), |l| l / 2);
+            x = pool::mask_4d(x, lengths.as_deref());
         }
         // [B, C, F, T] → [B, T, C·F]
         let (b, c, f, t) = x.size4().expect("4-d activations");
         let seq = x.permute([0, 3, 1, 2]).reshape([b, t, c * f]);
         let seq = seq.dropout(self.dropout, train);
-        let out = self.lstm.seq(&seq).0;
-        pool_seq(&out, self.pool, self.hidden, self.bidirectional)
+        let out = lstm_masked(&self.lstm, &seq, lengths.as_deref());
+        self.pool
+            .forward(&out, lengths.as_deref())
             .dropout(self.dropout, train)
             .apply(&self.out)
     }

@@ -1,15 +1,21 @@
-//! Model families on LibTorch (tch): CNN, (Bi-)LSTM, CNN+LSTM and Transformer classifiers.
+//! Model families on LibTorch (tch): CNN, (Bi-)LSTM, CNN+LSTM, CRNN with attention and
+//! Transformer classifiers.
 //!
-//! Every model takes a batch of feature matrices `[batch, 1, n_mels, frames]` and returns
-//! logits `[batch, n_classes]`. A [`ModelSpec`] (from YAML: `family` plus hyper-parameters, or a
+//! Every model takes a batch of feature maps `[batch, channels, bins, frames]` (channels: the
+//! static features and, when the pipeline adds them, their Δ and ΔΔ) with optional per-clip
+//! valid lengths (see [`pool`]) and returns logits `[batch, n_classes]`. A [`ModelSpec`] (from YAML: `family` plus hyper-parameters, or a
 //! named preset such as `cnn_v3`) builds a [`Model`] inside a `VarStore`. Variables of layers
 //! that carry L2 regularisation (the seed's Keras `kernel_regularizer=l2(…)`) are created in
 //! optimizer group [`L2_GROUP`], so the trainer can give that group weight decay alone.
 
 pub mod cnn;
 pub mod cnn_lstm;
+pub mod crnn;
+pub mod pool;
 pub mod rnn;
 pub mod transformer;
+
+pub use pool::SeqPool;
 
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -25,7 +31,32 @@ pub enum ModelSpec {
     Lstm(rnn::RnnSpec),
     Bilstm(rnn::RnnSpec),
     CnnLstm(cnn_lstm::CnnLstmSpec),
+    Crnn(crnn::CrnnSpec),
     Transformer(transformer::TransformerSpec),
+}
+
+/// The shape of one input: `channels × bins × frames`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Input {
+    pub channels: i64,
+    pub bins: i64,
+    pub frames: i64,
+}
+
+impl Input {
+    /// One channel of `bins × frames`.
+    pub fn mono(bins: i64, frames: i64) -> Input {
+        Input {
+            channels: 1,
+            bins,
+            frames,
+        }
+    }
+}
+
+/// A model body: logits from a batch and, for padded batches, each clip's valid frames.
+pub trait Net: Send + std::fmt::Debug {
+    fn forward(&self, xs: &tch::Tensor, lengths: Option<&[i64]>, train: bool) -> tch::Tensor;
 }
 
 impl ModelSpec {
@@ -34,21 +65,27 @@ impl ModelSpec {
         Some(match name {
             "cnn_v1" => ModelSpec::Cnn(cnn::CnnSpec::v1()),
             "cnn_v3" => ModelSpec::Cnn(cnn::CnnSpec::v3()),
+            "cnn" => ModelSpec::Cnn(cnn::CnnSpec::recommended()),
             "lstm" => ModelSpec::Lstm(rnn::RnnSpec::default()),
             "bilstm" => ModelSpec::Bilstm(rnn::RnnSpec::default()),
             "cnn_lstm" => ModelSpec::CnnLstm(cnn_lstm::CnnLstmSpec::default()),
             "transformer" => ModelSpec::Transformer(transformer::TransformerSpec::default()),
+            "crnn" => ModelSpec::Crnn(crnn::CrnnSpec::default()),
+            "acrnn" => ModelSpec::Crnn(crnn::CrnnSpec::acrnn()),
             _ => return None,
         })
     }
 
-    pub const PRESETS: [&'static str; 6] = [
+    pub const PRESETS: [&'static str; 9] = [
         "cnn_v1",
         "cnn_v3",
+        "cnn",
         "lstm",
         "bilstm",
         "cnn_lstm",
         "transformer",
+        "crnn",
+        "acrnn",
     ];
 
     pub fn family(&self) -> &'static str {
@@ -57,6 +94,7 @@ impl ModelSpec {
             ModelSpec::Lstm(_) => "lstm",
             ModelSpec::Bilstm(_) => "bilstm",
             ModelSpec::CnnLstm(_) => "cnn_lstm",
+            ModelSpec::Crnn(_) => "crnn",
             ModelSpec::Transformer(_) => "transformer",
         }
     }
@@ -69,24 +107,22 @@ impl ModelSpec {
         }
     }
 
-    /// Build the model's layers under `path` for inputs of `n_mels × frames`.
+    /// Build the model's layers under `path` for inputs of shape `input`.
     pub fn build(
         &self,
         path: &nn::Path,
-        n_mels: i64,
-        frames: i64,
+        input: Input,
         n_classes: i64,
     ) -> Result<Model, ModelError> {
-        let inner: Box<dyn nn::ModuleT + Send> = match self {
-            ModelSpec::Cnn(s) => Box::new(cnn::Cnn::new(path, s, n_mels, frames, n_classes)?),
-            ModelSpec::Lstm(s) => Box::new(rnn::Rnn::new(path, s, false, n_mels, n_classes)?),
-            ModelSpec::Bilstm(s) => Box::new(rnn::Rnn::new(path, s, true, n_mels, n_classes)?),
-            ModelSpec::CnnLstm(s) => {
-                Box::new(cnn_lstm::CnnLstm::new(path, s, n_mels, frames, n_classes)?)
+        let inner: Box<dyn Net> = match self {
+            ModelSpec::Cnn(s) => Box::new(cnn::Cnn::new(path, s, input, n_classes)?),
+            ModelSpec::Lstm(s) => Box::new(rnn::Rnn::new(path, s, false, input, n_classes)?),
+            ModelSpec::Bilstm(s) => Box::new(rnn::Rnn::new(path, s, true, input, n_classes)?),
+            ModelSpec::CnnLstm(s) => Box::new(cnn_lstm::CnnLstm::new(path, s, input, n_classes)?),
+            ModelSpec::Crnn(s) => Box::new(crnn::Crnn::new(path, s, input, n_classes)?),
+            ModelSpec::Transformer(s) => {
+                Box::new(transformer::Transformer::new(path, s, input, n_classes)?)
             }
-            ModelSpec::Transformer(s) => Box::new(transformer::Transformer::new(
-                path, s, n_mels, frames, n_classes,
-            )?),
         };
         Ok(Model {
             inner,
@@ -97,8 +133,15 @@ impl ModelSpec {
 
 /// A built model.
 pub struct Model {
-    inner: Box<dyn nn::ModuleT + Send>,
+    inner: Box<dyn Net>,
     pub family: &'static str,
+}
+
+impl Model {
+    /// Logits of `xs` where clip `i` has `lengths[i]` valid frames (padding after them).
+    pub fn forward(&self, xs: &tch::Tensor, lengths: Option<&[i64]>, train: bool) -> tch::Tensor {
+        self.inner.forward(xs, lengths, train)
+    }
 }
 
 impl std::fmt::Debug for Model {
@@ -109,7 +152,7 @@ impl std::fmt::Debug for Model {
 
 impl nn::ModuleT for Model {
     fn forward_t(&self, xs: &tch::Tensor, train: bool) -> tch::Tensor {
-        self.inner.forward_t(xs, train)
+        self.inner.forward(xs, None, train)
     }
 }
 
@@ -136,17 +179,6 @@ pub fn parameter_count(vs: &nn::VarStore) -> i64 {
         .iter()
         .map(|t| t.numel() as i64)
         .sum()
-}
-
-/// How a sequence model turns per-frame outputs into one vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SeqPool {
-    /// The last time step (for a bidirectional model: last forward, first backward state).
-    Last,
-    /// The mean over time.
-    #[default]
-    Mean,
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
-//! Stacked (Bi-)LSTM over time frames (each frame = its n_mels features).
+//! Stacked (Bi-)LSTM over time frames (each frame = its features of every channel).
 //!
 //! Layers are separate single-layer LSTMs with dropout between them applied as a tensor op, so
 //! it is off at evaluation (tch's `RNNConfig::dropout` would stay on).
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT, RNN};
+use tch::nn;
 use tch::Tensor;
 
-use super::{invalid, ModelError, SeqPool};
+use super::pool::{lstm_masked, Pooler};
+use super::{invalid, Input, ModelError, Net, SeqPool};
 
 /// (Bi-)LSTM hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +18,8 @@ pub struct RnnSpec {
     pub layers: i64,
     pub dropout: f64,
     pub pool: SeqPool,
+    /// Width of the attention layer when `pool: attention`.
+    pub attention_dim: i64,
 }
 
 impl Default for RnnSpec {
@@ -26,6 +29,7 @@ impl Default for RnnSpec {
             layers: 2,
             dropout: 0.3,
             pool: SeqPool::Mean,
+            attention_dim: 64,
         }
     }
 }
@@ -34,30 +38,33 @@ impl Default for RnnSpec {
 #[derive(Debug)]
 pub struct Rnn {
     layers: Vec<nn::LSTM>,
-    bidirectional: bool,
-    hidden: i64,
-    pool: SeqPool,
+    pool: Pooler,
     dropout: f64,
     out: nn::Linear,
 }
 
-/// `[B, 1, M, T]` → `[B, T, M]`.
+/// `[B, C, M, T]` → `[B, T, C·M]`.
 pub(crate) fn frames_first(xs: &Tensor) -> Tensor {
-    xs.squeeze_dim(1).transpose(1, 2)
+    let (b, c, m, t) = xs.size4().expect("[B, C, M, T]");
+    xs.permute([0, 3, 1, 2]).reshape([b, t, c * m])
 }
 
-/// Pool `[B, T, H·dirs]` outputs of a (bi)LSTM into `[B, H·dirs]`.
-pub(crate) fn pool_seq(out: &Tensor, pool: SeqPool, hidden: i64, bidirectional: bool) -> Tensor {
-    match pool {
-        SeqPool::Mean => out.mean_dim([1i64].as_slice(), false, out.kind()),
-        SeqPool::Last if !bidirectional => out.select(1, -1),
-        SeqPool::Last => {
-            // Forward direction's last step, backward direction's first (its final state).
-            let fwd = out.select(1, -1).narrow(1, 0, hidden);
-            let bwd = out.select(1, 0).narrow(1, hidden, hidden);
-            Tensor::cat(&[fwd, bwd], 1)
-        }
-    }
+/// The pooling of a (bi)LSTM's `[B, T, H·dirs]` outputs.
+pub(crate) fn seq_pooler(
+    p: nn::Path,
+    pool: SeqPool,
+    hidden: i64,
+    bidirectional: bool,
+    attention_dim: i64,
+) -> Pooler {
+    let dirs = if bidirectional { 2 } else { 1 };
+    Pooler::new(
+        p,
+        pool,
+        hidden * dirs,
+        attention_dim,
+        bidirectional.then_some(hidden),
+    )
 }
 
 pub(crate) fn lstm_layer(p: nn::Path, input: i64, hidden: i64, bidirectional: bool) -> nn::LSTM {
@@ -78,9 +85,10 @@ impl Rnn {
         p: &nn::Path,
         s: &RnnSpec,
         bidirectional: bool,
-        n_mels: i64,
+        input: Input,
         n_classes: i64,
     ) -> Result<Self, ModelError> {
+        let n_in = input.channels * input.bins;
         let family = if bidirectional { "bilstm" } else { "lstm" };
         if s.hidden < 1 || s.layers < 1 {
             return Err(invalid(family, "hidden and layers must be >= 1"));
@@ -88,31 +96,30 @@ impl Rnn {
         let dirs = if bidirectional { 2 } else { 1 };
         let layers = (0..s.layers)
             .map(|i| {
-                let input = if i == 0 { n_mels } else { s.hidden * dirs };
+                let input = if i == 0 { n_in } else { s.hidden * dirs };
                 lstm_layer(p / format!("lstm{i}"), input, s.hidden, bidirectional)
             })
             .collect();
         Ok(Rnn {
             layers,
-            bidirectional,
-            hidden: s.hidden,
-            pool: s.pool,
+            pool: seq_pooler(p / "pool", s.pool, s.hidden, bidirectional, s.attention_dim),
             dropout: s.dropout,
             out: nn::linear(p / "out", s.hidden * dirs, n_classes, Default::default()),
         })
     }
 }
 
-impl ModuleT for Rnn {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+impl Net for Rnn {
+    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
         let mut x = frames_first(xs);
         for (i, l) in self.layers.iter().enumerate() {
             if i > 0 {
                 x = x.dropout(self.dropout, train);
             }
-            x = l.seq(&x).0;
+            x = lstm_masked(l, &x, lengths);
         }
-        pool_seq(&x, self.pool, self.hidden, self.bidirectional)
+        self.pool
+            .forward(&x, lengths)
             .dropout(self.dropout, train)
             .apply(&self.out)
     }

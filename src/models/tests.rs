@@ -7,7 +7,7 @@ fn build(name: &str, m: i64, t: i64, classes: i64) -> (nn::VarStore, Model) {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let spec = ModelSpec::preset(name).unwrap();
-    let model = spec.build(&vs.root(), m, t, classes).unwrap();
+    let model = spec.build(&vs.root(), Input::mono(m, t), classes).unwrap();
     (vs, model)
 }
 
@@ -73,7 +73,7 @@ fn too_small_inputs_are_errors_not_panics() {
     let vs = nn::VarStore::new(Device::Cpu);
     let e = ModelSpec::preset("cnn_v3")
         .unwrap()
-        .build(&vs.root(), 16, 16, 4)
+        .build(&vs.root(), Input::mono(16, 16), 4)
         .unwrap_err();
     assert!(e.to_string().contains("too small"), "{e}");
 }
@@ -113,5 +113,76 @@ fn every_family_overfits_32_clips() {
             }
         }
         assert!(acc >= 0.95, "{name}: training accuracy {acc}");
+    }
+}
+
+/// A clip shorter than the batch, padded with garbage and given its length, gets the same
+/// logits (evaluation mode) as the clip alone, for every family that pools over time.
+#[test]
+fn a_masked_short_clip_equals_the_clip_unpadded() {
+    let specs: Vec<(&str, ModelSpec)> = vec![
+        ("crnn", ModelSpec::preset("crnn").unwrap()),
+        ("acrnn", ModelSpec::preset("acrnn").unwrap()),
+        ("lstm", ModelSpec::preset("lstm").unwrap()),
+        ("bilstm", ModelSpec::preset("bilstm").unwrap()),
+        ("cnn_lstm", ModelSpec::preset("cnn_lstm").unwrap()),
+        ("transformer", ModelSpec::preset("transformer").unwrap()),
+        (
+            "cnn gap",
+            ModelSpec::Cnn(cnn::CnnSpec {
+                batch_norm: true,
+                head: cnn::CnnHead::Gap,
+                padding: cnn::Padding::Same,
+                ..cnn::CnnSpec::v1()
+            }),
+        ),
+        (
+            "cnn attention",
+            ModelSpec::Cnn(cnn::CnnSpec {
+                batch_norm: true,
+                head: cnn::CnnHead::Attention,
+                ..cnn::CnnSpec::v3()
+            }),
+        ),
+    ];
+    let (c, m, t, short) = (3, 32, 64, 40);
+    for (name, spec) in specs {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = spec
+            .build(
+                &vs.root(),
+                Input {
+                    channels: c,
+                    bins: m,
+                    frames: t,
+                },
+                5,
+            )
+            .unwrap();
+        // Train briefly so batch-norm statistics are not the identity.
+        let mut opt = nn::Adam::default().build(&vs, 1e-3).unwrap();
+        for _ in 0..3 {
+            let x = Tensor::randn([4, c, m, t], (Kind::Float, Device::Cpu));
+            let loss = model
+                .forward(&x, None, true)
+                .cross_entropy_for_logits(&Tensor::from_slice(&[0i64, 1, 2, 3]));
+            opt.backward_step(&loss);
+        }
+        let clip = Tensor::randn([1, c, m, short], (Kind::Float, Device::Cpu));
+        let other = Tensor::randn([1, c, m, t], (Kind::Float, Device::Cpu));
+        let garbage = Tensor::full([1, c, m, t - short], 5.0, (Kind::Float, Device::Cpu));
+        let padded = Tensor::cat(&[Tensor::cat(&[&clip, &garbage], 3), other], 0);
+        let alone = model.forward(&clip, None, false);
+        let masked = model.forward(&padded, Some(&[short, t]), false);
+        let diff = (masked.get(0) - alone.get(0)).abs().max().double_value(&[]);
+        assert!(diff < 1e-4, "{name}: padded clip differs by {diff}");
+        // Without lengths the padding does change the output (the test can fail).
+        let unmasked = model.forward(&padded, None, false);
+        let moved = (unmasked.get(0) - alone.get(0))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(moved > 1e-4, "{name}: padding should matter without a mask");
     }
 }

@@ -1,15 +1,17 @@
 //! Transformer encoder over frames: frame (or time-patch) embedding, sinusoidal positional
 //! encoding, pre-LayerNorm blocks with residuals (attention through
-//! `Tensor::scaled_dot_product_attention`), mean pooling, classifier.
+//! `Tensor::scaled_dot_product_attention`, padded tokens masked out), mean or attention pooling
+//! over valid tokens, classifier.
 //!
 //! Unlike the seed's single attention block (no residuals, no positions), which stayed at
 //! chance, this is the standard encoder that trains.
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::{Kind, Tensor};
 
-use super::{invalid, ModelError};
+use super::pool::{self, Pooler, SeqPool};
+use super::{invalid, Input, ModelError, Net};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +24,8 @@ pub struct TransformerSpec {
     pub dropout: f64,
     /// Frames per token (1: frame embedding; >1: non-overlapping time patches).
     pub patch: i64,
+    /// Pooling over tokens: `mean` or `attention`.
+    pub pool: SeqPool,
 }
 
 impl Default for TransformerSpec {
@@ -33,6 +37,7 @@ impl Default for TransformerSpec {
             ff_mult: 2,
             dropout: 0.1,
             patch: 2,
+            pool: SeqPool::Mean,
         }
     }
 }
@@ -53,6 +58,7 @@ pub struct Transformer {
     pos: Tensor,
     blocks: Vec<Block>,
     ln: nn::LayerNorm,
+    pool: Pooler,
     out: nn::Linear,
     heads: i64,
     patch: i64,
@@ -72,10 +78,10 @@ impl Transformer {
     pub fn new(
         p: &nn::Path,
         s: &TransformerSpec,
-        n_mels: i64,
-        frames: i64,
+        input: Input,
         n_classes: i64,
     ) -> Result<Self, ModelError> {
+        let (n_mels, frames) = (input.channels * input.bins, input.frames);
         if s.d_model % s.heads != 0 || s.d_model % 2 != 0 {
             return Err(invalid(
                 "transformer",
@@ -109,6 +115,11 @@ impl Transformer {
             pos: positional(tokens, d).to_device(p.device()),
             blocks,
             ln: nn::layer_norm(p / "ln", vec![d], Default::default()),
+            pool: if s.pool == SeqPool::Last {
+                return Err(invalid("transformer", "pool must be mean or attention"));
+            } else {
+                Pooler::new(p / "pool", s.pool, d, 64.min(d), None)
+            },
             out: lin(p / "out", d, n_classes),
             heads: s.heads,
             patch: s.patch,
@@ -116,7 +127,8 @@ impl Transformer {
         })
     }
 
-    fn attention(&self, b: &Block, x: &Tensor, train: bool) -> Tensor {
+    /// `keep`: `[B, 1, 1, T]`, true where a key token is real (None: all are).
+    fn attention(&self, b: &Block, x: &Tensor, keep: Option<&Tensor>, train: bool) -> Tensor {
         let (bs, t, d) = x.size3().expect("[B, T, D]");
         let h = self.heads;
         let qkv = x
@@ -125,25 +137,37 @@ impl Transformer {
             .permute([2, 0, 3, 1, 4]);
         let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
         let p = if train { self.dropout } else { 0.0 };
-        let a =
-            Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, p, false, None, false);
+        let a = Tensor::scaled_dot_product_attention(&q, &k, &v, keep, p, false, None, false);
         a.transpose(1, 2).reshape([bs, t, d]).apply(&b.proj)
     }
 }
 
-impl ModuleT for Transformer {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        // [B, 1, M, T] → [B, T/patch, patch·M]
-        let (b, _, m, t) = xs.size4().expect("[B, 1, M, T]");
+impl Net for Transformer {
+    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
+        // [B, C, M, T] → [B, T/patch, patch·C·M]
+        let (b, c, m, t) = xs.size4().expect("[B, C, M, T]");
         let tokens = t / self.patch;
         let x = xs
-            .squeeze_dim(1)
-            .narrow(2, 0, tokens * self.patch)
-            .transpose(1, 2)
-            .reshape([b, tokens, self.patch * m]);
-        let mut x = (x.apply(&self.embed) + &self.pos).dropout(self.dropout, train);
+            .narrow(3, 0, tokens * self.patch)
+            .permute([0, 3, 1, 2])
+            .reshape([b, tokens, self.patch * c * m]);
+        // A token is real when all its frames are.
+        let lengths = pool::map_lengths(lengths, |l| l / self.patch);
+        let keep = lengths.as_deref().map(|ls| {
+            pool::time_mask(ls, tokens, xs.device())
+                .gt(0.5)
+                .reshape([b, 1, 1, tokens])
+        });
+        // Sinusoidal positions: a prefix of the stored table (or a longer one computed anew).
+        let have = self.pos.size()[0];
+        let pos = if tokens <= have {
+            self.pos.narrow(0, 0, tokens)
+        } else {
+            positional(tokens, self.pos.size()[1]).to_device(xs.device())
+        };
+        let mut x = (x.apply(&self.embed) + pos).dropout(self.dropout, train);
         for blk in &self.blocks {
-            let a = self.attention(blk, &x.apply(&blk.ln1), train);
+            let a = self.attention(blk, &x.apply(&blk.ln1), keep.as_ref(), train);
             x = x + a.dropout(self.dropout, train);
             let f = x
                 .apply(&blk.ln2)
@@ -152,8 +176,8 @@ impl ModuleT for Transformer {
                 .apply(&blk.ff2);
             x = x + f.dropout(self.dropout, train);
         }
-        x.apply(&self.ln)
-            .mean_dim([1i64].as_slice(), false, Kind::Float)
+        self.pool
+            .forward(&x.apply(&self.ln), lengths.as_deref())
             .apply(&self.out)
     }
 }

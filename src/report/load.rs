@@ -212,9 +212,14 @@ fn load_run(experiment: &str, path: &Path, loaded: &mut Loaded) {
             return;
         }
     };
+    // An ensemble has no weights or history of its own (its members do).
+    let own_files = |f: &&str| {
+        meta.ensemble.is_empty() || !matches!(*f, "history.parquet" | "model.safetensors")
+    };
     let missing: Vec<&str> = RUN_FILES
         .iter()
         .copied()
+        .filter(own_files)
         .filter(|f| !dir.path(f).exists())
         .collect();
     // Present but not Parquet (a copy cut short, a file written by something else).

@@ -48,9 +48,18 @@ pub struct Tables {
     pub focus: Vec<String>,
 }
 
-/// The flags that make an entry's figure not a speaker-independent emotion result.
-pub fn flags(speaker_leaky: bool, test_as_val: bool, target: &str) -> Vec<String> {
+/// The flags that make an entry's figure not a speaker-independent emotion result, and the
+/// note that it is transductive (statistics of the test speakers' unlabelled audio).
+pub fn flags(
+    speaker_leaky: bool,
+    test_as_val: bool,
+    target: &str,
+    transductive: bool,
+) -> Vec<String> {
     let mut f = Vec::new();
+    if transductive {
+        f.push("transductive: per-speaker normalisation uses the test speakers' audio (not their labels)".to_string());
+    }
     if speaker_leaky {
         f.push("speaker-leaky".to_string());
     }
@@ -148,6 +157,7 @@ fn runs_frame(loaded: &Loaded) -> Result<DataFrame> {
         Column::new("protocol".into(), s(&|r| r.meta.protocol.clone())),
         Column::new("speaker_leaky".into(), b(&|r| r.meta.speaker_leaky)),
         Column::new("test_as_val".into(), b(&|r| r.meta.test_as_val)),
+        Column::new("transductive".into(), b(&|r| r.meta.transductive)),
         Column::new("target".into(), s(&|r| r.meta.target.clone())),
         Column::new("corpus".into(), s(&|r| r.meta.corpus.clone())),
         Column::new("crema_d".into(), b(&load::is_crema_d)),
@@ -227,6 +237,7 @@ fn leaderboard(runs: &DataFrame, loaded: &Loaded) -> Result<DataFrame> {
                 .alias("train_seconds_per_epoch"),
             col("speaker_leaky").any(true).alias("speaker_leaky"),
             col("test_as_val").any(true).alias("test_as_val"),
+            col("transductive").any(true).alias("transductive"),
             col("crema_d").all(true).alias("crema_d"),
             col("synthetic").any(true).alias("synthetic"),
         ])
@@ -249,6 +260,7 @@ fn leaderboard(runs: &DataFrame, loaded: &Loaded) -> Result<DataFrame> {
     let entries = str_col(&lb, "entry")?;
     let leaky = bool_col(&lb, "speaker_leaky")?;
     let tav = bool_col(&lb, "test_as_val")?;
+    let trans = bool_col(&lb, "transductive")?;
     let target = str_col(&lb, "target")?;
     let device: Vec<String> = entries
         .iter()
@@ -260,7 +272,7 @@ fn leaderboard(runs: &DataFrame, loaded: &Loaded) -> Result<DataFrame> {
         })
         .collect();
     let warnings: Vec<String> = (0..lb.height())
-        .map(|i| flags(leaky[i], tav[i], &target[i]).join("; "))
+        .map(|i| flags(leaky[i], tav[i], &target[i], trans[i]).join("; "))
         .collect();
     let mut lb = lb;
     lb.with_column(Column::new("device".into(), device))

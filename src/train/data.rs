@@ -6,46 +6,93 @@
 //! handed to the training loop through a bounded channel, so the model does not wait on data
 //! preparation: while LibTorch runs batch `i`, batch `i + 1` is being built.
 
+use std::collections::HashMap;
 use std::sync::mpsc;
+use std::sync::Arc;
 
 use arrow::buffer::ScalarBuffer;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{SpecAugment, TrainError};
 use crate::cache::CacheRow;
 
-/// Clips (one cache row each) with class labels; all of one shape `frames × n_features`.
+/// Clips (one cache row each) with class labels. Every clip has `n_features` values per frame
+/// (`channels` blocks of `n_features / channels` bins); clips may differ in length.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// Frame-major `frames × n_features` values per clip (Arrow buffers shared with the cache).
     pub features: Vec<ScalarBuffer<f32>>,
     pub labels: Vec<usize>,
     pub sex: Vec<Option<String>>,
+    /// The speaker of each clip (what `normalize: speaker` groups by).
+    pub speaker: Vec<Option<String>>,
     pub n_features: usize,
+    /// Feature channels (1, or 3 for static + Δ + ΔΔ).
+    pub channels: usize,
+    /// The longest clip's frames (every clip's, when they are all alike).
     pub frames: usize,
+    /// Frames of each clip.
+    pub lengths: Vec<usize>,
+    /// Per-clip standardisation (`speaker` and `utterance` modes), used instead of the
+    /// train-set normaliser; see [`Dataset::attach_norm`].
+    pub clip_norm: Option<Vec<Arc<Normalizer>>>,
 }
 
 impl Dataset {
-    /// Cache rows (all of one shape) with their labels.
+    /// Cache rows (all with the same number of features per frame) with their labels.
     pub fn from_rows(rows: &[&CacheRow], labels: &[usize]) -> Result<Dataset, TrainError> {
         let first = rows.first().ok_or(TrainError::Empty)?;
-        let (t, f) = (first.n_frames as usize, first.n_features as usize);
+        let f = first.n_features as usize;
         for r in rows {
-            if (r.n_frames as usize, r.n_features as usize) != (t, f) {
+            if r.n_features as usize != f {
                 return Err(TrainError::Shape(format!(
-                    "{} is {}×{}, others {t}×{f}: use a frames policy that fixes the length",
-                    r.clip_id, r.n_frames, r.n_features
+                    "{} has {} features per frame, others {f}",
+                    r.clip_id, r.n_features
                 )));
             }
         }
+        let lengths: Vec<usize> = rows.iter().map(|r| r.n_frames as usize).collect();
         Ok(Dataset {
             features: rows.iter().map(|r| r.features.clone()).collect(),
             labels: labels.to_vec(),
             sex: rows.iter().map(|r| r.sex.clone()).collect(),
+            speaker: rows.iter().map(|r| r.speaker.clone()).collect(),
             n_features: f,
-            frames: t,
+            channels: 1,
+            frames: lengths.iter().copied().max().unwrap_or(0),
+            lengths,
+            clip_norm: None,
         })
+    }
+
+    /// One clip's features without labels (prediction).
+    pub fn single(features: Vec<f32>, n_features: usize, channels: usize) -> Dataset {
+        let frames = features.len() / n_features.max(1);
+        Dataset {
+            features: vec![features.into()],
+            labels: vec![0],
+            sex: vec![None],
+            speaker: vec![None],
+            n_features,
+            channels,
+            frames,
+            lengths: vec![frames],
+            clip_norm: None,
+        }
+    }
+
+    /// The same clips read as `channels` stacked feature blocks (Δ / ΔΔ pipelines).
+    pub fn with_channels(mut self, channels: usize) -> Result<Dataset, TrainError> {
+        if channels == 0 || self.n_features % channels != 0 {
+            return Err(TrainError::Shape(format!(
+                "{} features per frame do not split into {channels} channels",
+                self.n_features
+            )));
+        }
+        self.channels = channels;
+        Ok(self)
     }
 
     pub fn len(&self) -> usize {
@@ -56,14 +103,71 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// `[n, 1, n_features, frames]`.
+    /// Bins per channel.
+    pub fn bins(&self) -> usize {
+        self.n_features / self.channels.max(1)
+    }
+
+    /// Whether every clip has the same number of frames.
+    pub fn fixed_length(&self) -> bool {
+        self.lengths.iter().all(|&l| l == self.frames)
+    }
+
+    /// `[n, channels, bins, frames]` (frames: the longest clip).
     pub fn shape(&self) -> [i64; 4] {
         [
             self.len() as i64,
-            1,
-            self.n_features as i64,
+            self.channels as i64,
+            self.bins() as i64,
             self.frames as i64,
         ]
+    }
+
+    /// Attach per-clip statistics for `mode`: `utterance` standardises each clip on its own
+    /// frames; `speaker` on the frames of all clips of its speaker, taken from `speakers` when
+    /// given (the runner's table over each speaker's original clips), else from this dataset's
+    /// own clips. Reads features and speaker ids only, never labels. Other modes: no change.
+    pub fn attach_norm(
+        &mut self,
+        mode: NormMode,
+        speakers: Option<&SpeakerStats>,
+    ) -> Result<(), TrainError> {
+        match mode {
+            NormMode::PerMel | NormMode::Global => {}
+            NormMode::Utterance => {
+                self.clip_norm = Some(
+                    self.features
+                        .iter()
+                        .map(|x| Arc::new(Normalizer::fit_frames([&x[..]], self.n_features)))
+                        .collect(),
+                );
+            }
+            NormMode::Speaker => {
+                let own;
+                let table = match speakers {
+                    Some(t) => t,
+                    None => {
+                        own = SpeakerStats::fit(
+                            self.speaker.iter().zip(&self.features),
+                            self.n_features,
+                        );
+                        &own
+                    }
+                };
+                let mut out = Vec::with_capacity(self.len());
+                for s in &self.speaker {
+                    let key = s.as_deref().unwrap_or("");
+                    out.push(table.0.get(key).cloned().ok_or_else(|| {
+                        TrainError::Config(
+                            "normalize",
+                            format!("speaker `{key}` has no statistics (normalize: speaker needs every clip's speaker)"),
+                        )
+                    })?);
+                }
+                self.clip_norm = Some(out);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -71,11 +175,23 @@ impl Dataset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum NormMode {
-    /// One mean and standard deviation per mel bin (or MFCC).
+    /// One mean and standard deviation per feature bin, from the training clips.
     #[default]
     PerMel,
-    /// One scalar mean and standard deviation (the seed's z-score).
+    /// One scalar mean and standard deviation from the training clips (the seed's z-score).
     Global,
+    /// Per bin, from each speaker's own clips, test speakers included: transductive (it uses
+    /// the test speakers' audio, never their labels), reported as such.
+    Speaker,
+    /// Per bin, from each clip's own frames (cepstral mean and variance normalisation).
+    Utterance,
+}
+
+impl NormMode {
+    /// Whether statistics come from unlabelled test audio.
+    pub fn transductive(self) -> bool {
+        self == NormMode::Speaker
+    }
 }
 
 /// Standardisation statistics, fitted on training clips only and stored with the model.
@@ -89,44 +205,206 @@ pub struct Normalizer {
 impl Normalizer {
     pub fn fit(train: &Dataset, mode: NormMode) -> Normalizer {
         let f = train.n_features;
+        let n = Normalizer::fit_frames(train.features.iter().map(|x| &x[..]), f);
+        match mode {
+            NormMode::Global => {
+                // Pool the per-bin moments (every bin counts the same frames).
+                let m = n.mean.iter().map(|&v| v as f64).sum::<f64>() / f.max(1) as f64;
+                let q = n
+                    .mean
+                    .iter()
+                    .zip(&n.std)
+                    .map(|(&mu, &sd)| (sd as f64).powi(2) + (mu as f64).powi(2))
+                    .sum::<f64>()
+                    / f.max(1) as f64;
+                let sd = (q - m * m).max(0.0).sqrt().max(1e-5);
+                Normalizer {
+                    mean: vec![m as f32; f],
+                    std: vec![sd as f32; f],
+                }
+            }
+            _ => n,
+        }
+    }
+
+    /// Per-bin mean and population standard deviation of every frame of `clips`.
+    pub fn fit_frames<'a>(clips: impl IntoIterator<Item = &'a [f32]>, f: usize) -> Normalizer {
         let mut sum = vec![0f64; f];
         let mut sq = vec![0f64; f];
-        for x in &train.features {
+        let mut n = 0usize;
+        for x in clips {
             for frame in x.chunks_exact(f) {
                 for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(frame) {
                     *s += v as f64;
                     *q += (v as f64) * (v as f64);
                 }
+                n += 1;
             }
         }
-        let n = (train.len() * train.frames).max(1) as f64;
-        let (mean, std): (Vec<f64>, Vec<f64>) = match mode {
-            NormMode::PerMel => sum
+        let n = n.max(1) as f64;
+        Normalizer {
+            mean: sum.iter().map(|&s| (s / n) as f32).collect(),
+            std: sum
                 .iter()
                 .zip(&sq)
-                .map(|(&s, &q)| (s / n, (q / n - (s / n).powi(2)).max(0.0).sqrt()))
-                .unzip(),
-            NormMode::Global => {
-                let (s, q) = (sum.iter().sum::<f64>(), sq.iter().sum::<f64>());
-                let nn = n * f as f64;
-                let m = s / nn;
-                let sd = (q / nn - m * m).max(0.0).sqrt();
-                (vec![m; f], vec![sd; f])
-            }
-        };
+                .map(|(&s, &q)| (q / n - (s / n).powi(2)).max(0.0).sqrt().max(1e-5) as f32)
+                .collect(),
+        }
+    }
+
+    /// Mean 0, standard deviation 1 (features standardised per clip beforehand).
+    pub fn identity(f: usize) -> Normalizer {
         Normalizer {
-            mean: mean.iter().map(|&m| m as f32).collect(),
-            std: std.iter().map(|&s| s.max(1e-5) as f32).collect(),
+            mean: vec![0.0; f],
+            std: vec![1.0; f],
         }
     }
 }
 
-/// One batch, ready to become tensors: `x` is `[n, 1, n_features, frames]` row-major.
+/// Statistics of each speaker's clips (key: the speaker id, `""` for clips without one).
+#[derive(Debug, Clone, Default)]
+pub struct SpeakerStats(pub HashMap<String, Arc<Normalizer>>);
+
+impl SpeakerStats {
+    /// Group `(speaker, features)` pairs by speaker and fit each group's statistics.
+    pub fn fit<'a>(
+        clips: impl IntoIterator<Item = (&'a Option<String>, &'a ScalarBuffer<f32>)>,
+        f: usize,
+    ) -> SpeakerStats {
+        let mut groups: HashMap<String, Vec<&[f32]>> = HashMap::new();
+        for (s, x) in clips {
+            groups
+                .entry(s.clone().unwrap_or_default())
+                .or_default()
+                .push(&x[..]);
+        }
+        SpeakerStats(
+            groups
+                .into_iter()
+                .map(|(k, xs)| (k, Arc::new(Normalizer::fit_frames(xs, f))))
+                .collect(),
+        )
+    }
+}
+
+/// Fixed-length crops for training and sliding windows for evaluation (`train.window`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowSpec {
+    /// Frames of a training crop and of an evaluation window.
+    pub frames: usize,
+    /// Frames between evaluation windows (default: half a window).
+    pub hop: Option<usize>,
+    /// What is averaged over a clip's windows.
+    pub average: WindowAverage,
+}
+
+impl Default for WindowSpec {
+    fn default() -> Self {
+        WindowSpec {
+            frames: 200,
+            hop: None,
+            average: WindowAverage::Logits,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowAverage {
+    #[default]
+    Logits,
+    Probs,
+}
+
+impl WindowSpec {
+    pub fn hop(&self) -> usize {
+        self.hop.unwrap_or(self.frames / 2).max(1)
+    }
+
+    /// Start frames of the windows over a clip of `len` frames: every `hop` frames, the last
+    /// one ending at the clip's end; one window (padded) for a clip no longer than a window.
+    pub fn starts(&self, len: usize) -> Vec<usize> {
+        if len <= self.frames {
+            return vec![0];
+        }
+        let last = len - self.frames;
+        let mut out: Vec<usize> = (0..last).step_by(self.hop()).collect();
+        out.push(last);
+        out
+    }
+}
+
+/// A span of one clip: what one batch row holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item {
+    pub clip: usize,
+    pub start: usize,
+    pub len: usize,
+}
+
+/// Whole clips (all of the dataset's length).
+pub fn whole_clips(ds: &Dataset, order: &[usize]) -> Vec<Item> {
+    order
+        .iter()
+        .map(|&clip| Item {
+            clip,
+            start: 0,
+            len: ds.lengths[clip],
+        })
+        .collect()
+}
+
+/// One random crop of at most `frames` per clip of `order` (a shorter clip is taken whole).
+pub fn random_crops(
+    ds: &Dataset,
+    order: &[usize],
+    frames: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Item> {
+    order
+        .iter()
+        .map(|&clip| {
+            let l = ds.lengths[clip];
+            let start = if l > frames {
+                rng.random_range(0..=l - frames)
+            } else {
+                0
+            };
+            Item {
+                clip,
+                start,
+                len: l.min(frames),
+            }
+        })
+        .collect()
+}
+
+/// Every evaluation window of every clip, clip by clip.
+pub fn windows(ds: &Dataset, w: &WindowSpec) -> Vec<Item> {
+    (0..ds.len())
+        .flat_map(|clip| {
+            let l = ds.lengths[clip];
+            w.starts(l).into_iter().map(move |start| Item {
+                clip,
+                start,
+                len: l.min(w.frames),
+            })
+        })
+        .collect()
+}
+
+/// One batch, ready to become tensors: `x` is `[n, channels, bins, frames]` row-major, zero
+/// (the normalised mean) past each row's length.
 pub struct Batch {
     pub x: Vec<f32>,
     pub y: Vec<i64>,
-    /// Positions in the dataset, in batch order.
+    /// Clip of each row, in batch order.
     pub index: Vec<usize>,
+    /// Valid frames of each row.
+    pub lengths: Vec<i64>,
+    /// Frames of the time axis.
+    pub frames: usize,
 }
 
 impl Batch {
@@ -137,42 +415,60 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.y.is_empty()
     }
+
+    /// Whether some row is shorter than the time axis.
+    pub fn padded(&self) -> bool {
+        self.lengths.iter().any(|&l| l < self.frames as i64)
+    }
 }
 
-/// Build the batch of `idx`: transpose, normalise, mask.
+/// Build the batch of `items` on a time axis of `t` frames: transpose, normalise, mask.
 fn assemble(
     ds: &Dataset,
-    idx: &[usize],
+    items: &[Item],
+    t: usize,
     norm: &Normalizer,
     augment: Option<(&SpecAugment, &mut ChaCha8Rng)>,
 ) -> Batch {
-    let (f, t) = (ds.n_features, ds.frames);
+    let f = ds.n_features;
     let inv: Vec<f32> = norm.std.iter().map(|s| 1.0 / s).collect();
-    let mut x = vec![0f32; idx.len() * f * t];
-    for (b, &i) in idx.iter().enumerate() {
+    let mut x = vec![0f32; items.len() * f * t];
+    for (b, it) in items.iter().enumerate() {
         let out = &mut x[b * f * t..(b + 1) * f * t];
-        for (ti, frame) in ds.features[i].chunks_exact(f).enumerate() {
+        let (mean, inv) = match &ds.clip_norm {
+            Some(cn) => {
+                let n = &cn[it.clip];
+                (&n.mean, n.std.iter().map(|s| 1.0 / s).collect::<Vec<f32>>())
+            }
+            None => (&norm.mean, inv.clone()),
+        };
+        let span = &ds.features[it.clip][it.start * f..(it.start + it.len.min(t)) * f];
+        for (ti, frame) in span.chunks_exact(f).enumerate() {
             for (fi, &v) in frame.iter().enumerate() {
-                out[fi * t + ti] = (v - norm.mean[fi]) * inv[fi];
+                out[fi * t + ti] = (v - mean[fi]) * inv[fi];
             }
         }
     }
     if let Some((sa, rng)) = augment {
-        sa.apply(&mut x, idx.len(), f, t, rng);
+        sa.apply(&mut x, items.len(), ds.channels, ds.bins(), t, rng);
     }
     Batch {
-        y: idx.iter().map(|&i| ds.labels[i] as i64).collect(),
+        y: items.iter().map(|it| ds.labels[it.clip] as i64).collect(),
         x,
-        index: idx.to_vec(),
+        index: items.iter().map(|it| it.clip).collect(),
+        lengths: items.iter().map(|it| it.len.min(t) as i64).collect(),
+        frames: t,
     }
 }
 
-/// Feed `consume` the batches of `order` (in chunks of `batch_size`), built on a background
-/// thread two batches ahead. SpecAugment masks, when given, are drawn from `rng` in batch order,
-/// so the stream is deterministic. Stops at the first error of `consume`.
+/// Feed `consume` the batches of `items` (in chunks of `batch_size`) on a time axis of `t`
+/// frames, built on a background thread two batches ahead. SpecAugment masks, when given, are
+/// drawn from `rng` in batch order, so the stream is deterministic. Stops at the first error of
+/// `consume`.
 pub fn stream_batches<E>(
     ds: &Dataset,
-    order: &[usize],
+    items: &[Item],
+    t: usize,
     batch_size: usize,
     norm: &Normalizer,
     mut augment: Option<(&SpecAugment, &mut ChaCha8Rng)>,
@@ -181,9 +477,9 @@ pub fn stream_batches<E>(
     let (tx, rx) = mpsc::sync_channel::<Batch>(2);
     std::thread::scope(|s| {
         s.spawn(move || {
-            for chunk in order.chunks(batch_size.max(1)) {
+            for chunk in items.chunks(batch_size.max(1)) {
                 let aug = augment.as_mut().map(|(sa, rng)| (*sa, &mut **rng));
-                if tx.send(assemble(ds, chunk, norm, aug)).is_err() {
+                if tx.send(assemble(ds, chunk, t, norm, aug)).is_err() {
                     break; // the consumer stopped
                 }
             }
@@ -208,8 +504,12 @@ mod tests {
             features: vec![clip(0.0), clip(1.0), clip(2.0)],
             labels: vec![0, 1, 2],
             sex: vec![None; 3],
+            speaker: vec![Some("a".into()), Some("a".into()), Some("b".into())],
             n_features: 3,
+            channels: 1,
             frames: 2,
+            lengths: vec![2; 3],
+            clip_norm: None,
         }
     }
 
@@ -222,7 +522,7 @@ mod tests {
         assert!((n.std[0] - (5.0f32 / 3.0).sqrt()).abs() < 1e-5);
         let g = Normalizer::fit(&ds, NormMode::Global);
         assert!(g.mean.iter().all(|&m| (m - g.mean[0]).abs() < 1e-6));
-        let b = assemble(&ds, &[2, 0], &n, None);
+        let b = assemble(&ds, &whole_clips(&ds, &[2, 0]), 2, &n, None);
         assert_eq!(b.y, vec![2, 0]);
         assert_eq!(b.x.len(), 2 * 3 * 2);
         // Clip 2, bin 0, frames 0 and 1: (2-2)/s and (4-2)/s: transposed to [bin][frame].
@@ -236,7 +536,8 @@ mod tests {
         let n = Normalizer::fit(&ds, NormMode::PerMel);
         let order = [1usize, 2, 0];
         let mut seen = Vec::new();
-        stream_batches::<()>(&ds, &order, 2, &n, None, |b| {
+        let items = whole_clips(&ds, &order);
+        stream_batches::<()>(&ds, &items, 2, 2, &n, None, |b| {
             seen.extend(b.index);
             Ok(())
         })
@@ -251,7 +552,7 @@ mod tests {
         let run = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut xs = Vec::new();
-            stream_batches::<()>(&ds, &order, 2, &n, Some((&sa, &mut rng)), |b| {
+            stream_batches::<()>(&ds, &items, 2, 2, &n, Some((&sa, &mut rng)), |b| {
                 xs.extend(b.x);
                 Ok(())
             })
@@ -261,7 +562,7 @@ mod tests {
         assert_eq!(run(3), run(3));
         // Stopping early is not an error of the producer.
         let mut count = 0;
-        let r = stream_batches(&ds, &order, 1, &n, None, |_| {
+        let r = stream_batches(&ds, &items, 2, 1, &n, None, |_| {
             count += 1;
             if count == 2 {
                 Err("stop")

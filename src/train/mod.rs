@@ -19,16 +19,16 @@ use std::path::Path;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::metrics::{self, Metrics};
-use crate::models::{Model, ModelError, ModelSpec, L2_GROUP};
+use crate::models::{Input, Model, ModelError, ModelSpec, L2_GROUP};
 use checkpoint::{load_checkpoint, save_checkpoint, CheckpointState};
-pub use data::{Dataset, NormMode, Normalizer};
+pub use data::{Dataset, NormMode, Normalizer, SpeakerStats, WindowAverage, WindowSpec};
 pub use device::{Autocast, DeviceChoice, Precision};
 
 /// Settings of one fit (the `train:` block of an experiment).
@@ -50,8 +50,14 @@ pub struct FitConfig {
     pub clip_grad: Option<f64>,
     /// Online SpecAugment on training batches.
     pub spec_augment: Option<SpecAugment>,
-    /// Feature standardisation (statistics from training clips only).
+    /// Feature standardisation: `per_mel` / `global` (statistics from training clips only),
+    /// `speaker` (each speaker's own clips, transductive) or `utterance` (each clip's own).
     pub normalize: NormMode,
+    /// Random crops of this many frames for training (new each epoch) and sliding windows with
+    /// averaged outputs for evaluation; `null`: whole clips, all of one length.
+    pub window: Option<WindowSpec>,
+    /// Mixup (Zhang et al., 2018) with this Beta(α, α) parameter, per training batch.
+    pub mixup: Option<f64>,
     /// `auto` (CUDA when present), `cpu` or `cuda`.
     pub device: DeviceChoice,
     /// LibTorch intra-op threads (default: LibTorch's, one per core).
@@ -75,6 +81,8 @@ impl Default for FitConfig {
             clip_grad: None,
             spec_augment: None,
             normalize: NormMode::PerMel,
+            window: None,
+            mixup: None,
             device: DeviceChoice::Auto,
             threads: None,
             precision: Precision::Fp32,
@@ -107,6 +115,14 @@ impl FitConfig {
         if self.clip_grad.is_some_and(|c| c <= 0.0) {
             return bad("clip_grad", "must be positive");
         }
+        if let Some(w) = &self.window {
+            if w.frames == 0 || w.hop == Some(0) {
+                return bad("window", "frames and hop must be at least 1");
+            }
+        }
+        if self.mixup.is_some_and(|a| !(a > 0.0 && a.is_finite())) {
+            return bad("mixup", "must be a positive Beta parameter (e.g. 0.2)");
+        }
         Ok(())
     }
 }
@@ -135,20 +151,32 @@ impl Default for SpecAugment {
 }
 
 impl SpecAugment {
-    /// Mask a normalised `[b, 1, m, t]` batch in place.
-    pub fn apply(&self, x: &mut [f32], b: usize, m: usize, t: usize, rng: &mut ChaCha8Rng) {
+    /// Mask a normalised `[b, c, m, t]` batch in place (a frequency band is masked in every
+    /// channel alike).
+    pub fn apply(
+        &self,
+        x: &mut [f32],
+        b: usize,
+        c: usize,
+        m: usize,
+        t: usize,
+        rng: &mut ChaCha8Rng,
+    ) {
         use rand::Rng;
+        let per = c * m * t;
         for i in 0..b {
-            let one = &mut x[i * m * t..(i + 1) * m * t];
+            let one = &mut x[i * per..(i + 1) * per];
             for _ in 0..self.freq_masks {
                 let w = rng.random_range(0..=self.freq_width.min(m));
                 let f0 = rng.random_range(0..=m - w);
-                one[f0 * t..(f0 + w) * t].fill(0.0);
+                for ch in 0..c {
+                    one[(ch * m + f0) * t..(ch * m + f0 + w) * t].fill(0.0);
+                }
             }
             for _ in 0..self.time_masks {
                 let w = rng.random_range(0..=self.time_width.min(t));
                 let t0 = rng.random_range(0..=t - w);
-                for f in 0..m {
+                for f in 0..c * m {
                     one[f * t + t0..f * t + t0 + w].fill(0.0);
                 }
             }
@@ -257,11 +285,50 @@ fn class_indices(t: &Tensor) -> Result<Vec<usize>, tch::TchError> {
         .collect())
 }
 
-/// Input tensor of a batch on `device`.
-fn batch_tensor(b: &data::Batch, ds: &Dataset, device: Device) -> Tensor {
-    Tensor::from_slice(&b.x)
-        .reshape([b.len() as i64, 1, ds.n_features as i64, ds.frames as i64])
-        .to_device(device)
+/// Input tensor of a batch on `device`, and its rows' lengths when some row is padded.
+fn batch_tensor(b: &data::Batch, ds: &Dataset, device: Device) -> (Tensor, Option<Vec<i64>>) {
+    let x = Tensor::from_slice(&b.x)
+        .reshape([
+            b.len() as i64,
+            ds.channels as i64,
+            ds.bins() as i64,
+            b.frames as i64,
+        ])
+        .to_device(device);
+    (x, b.padded().then(|| b.lengths.clone()))
+}
+
+/// The time axis of batches: the window, or the clips' common length.
+fn time_axis(ds: &Dataset, window: Option<&WindowSpec>) -> Result<usize, TrainError> {
+    match window {
+        Some(w) => Ok(w.frames),
+        None if ds.fixed_length() => Ok(ds.frames),
+        None => Err(TrainError::Shape(format!(
+            "clips have {} to {} frames: use a frames policy that fixes the length, or train.window",
+            ds.lengths.iter().min().unwrap_or(&0),
+            ds.frames
+        ))),
+    }
+}
+
+/// The model's input for batches of `ds`.
+fn input_of(ds: &Dataset, t: usize) -> crate::models::Input {
+    crate::models::Input {
+        channels: ds.channels as i64,
+        bins: ds.bins() as i64,
+        frames: t as i64,
+    }
+}
+
+/// `ds` with the per-clip statistics `mode` needs (when it has none yet).
+fn with_norm(ds: &Dataset, mode: NormMode) -> Result<std::borrow::Cow<'_, Dataset>, TrainError> {
+    let needs = matches!(mode, NormMode::Speaker | NormMode::Utterance);
+    if !needs || ds.clip_norm.is_some() {
+        return Ok(std::borrow::Cow::Borrowed(ds));
+    }
+    let mut owned = ds.clone();
+    owned.attach_norm(mode, None)?;
+    Ok(std::borrow::Cow::Owned(owned))
 }
 
 /// Evaluation of a model on a dataset: predictions, probabilities and mean loss.
@@ -271,49 +338,85 @@ struct Scored {
     loss: f64,
 }
 
-/// Score `ds` in eval mode, batch by batch.
+/// Score `ds` in eval mode, batch by batch: whole clips, or (with `window`) every window of each
+/// clip with the windows' logits (or probabilities) averaged into the clip's.
 fn score(
-    model: &dyn ModuleT,
+    model: &Model,
     ds: &Dataset,
     norm: &Normalizer,
+    window: Option<&WindowSpec>,
     device: Device,
     precision: Precision,
     k: usize,
-) -> Result<Scored, tch::TchError> {
-    let order: Vec<usize> = (0..ds.len()).collect();
+) -> Result<Scored, TrainError> {
+    let t = time_axis(ds, window)?;
+    let items = match window {
+        Some(w) => data::windows(ds, w),
+        None => data::whole_clips(ds, &(0..ds.len()).collect::<Vec<_>>()),
+    };
+    let average = window.map_or(WindowAverage::Logits, |w| w.average);
+    // Per clip: the sum of window outputs and their count.
+    let mut sums = vec![vec![0f64; k]; ds.len()];
+    let mut counts = vec![0usize; ds.len()];
+    tch::no_grad(|| {
+        data::stream_batches(ds, &items, t, 256, norm, None, |b| {
+            let (x, lengths) = batch_tensor(&b, ds, device);
+            let logits = {
+                let _ac = Autocast::new(precision, device);
+                model.forward(&x, lengths.as_deref(), false)
+            }
+            .to_kind(Kind::Float);
+            let out = match average {
+                WindowAverage::Logits => logits,
+                WindowAverage::Probs => logits.softmax(-1, Kind::Float),
+            };
+            let flat = Vec::<f32>::try_from(&out.to_device(Device::Cpu).reshape([-1]))?;
+            for (row, &clip) in flat.chunks(k).zip(&b.index) {
+                for (s, &v) in sums[clip].iter_mut().zip(row) {
+                    *s += v as f64;
+                }
+                counts[clip] += 1;
+            }
+            Ok::<(), tch::TchError>(())
+        })
+    })?;
     let mut out = Scored {
         pred: Vec::with_capacity(ds.len()),
         probs: Vec::with_capacity(ds.len()),
         loss: 0.0,
     };
-    tch::no_grad(|| {
-        data::stream_batches(ds, &order, 256, norm, None, |b| {
-            let x = batch_tensor(&b, ds, device);
-            let logits = {
-                let _ac = Autocast::new(precision, device);
-                model.forward_t(&x, false)
+    for (clip, (sum, n)) in sums.iter().zip(&counts).enumerate() {
+        let mean: Vec<f64> = sum.iter().map(|v| v / (*n).max(1) as f64).collect();
+        let probs: Vec<f64> = match average {
+            WindowAverage::Probs => mean,
+            WindowAverage::Logits => {
+                let m = mean.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = mean.iter().map(|v| (v - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                e.iter().map(|v| v / z).collect()
             }
-            .to_kind(Kind::Float);
-            let y = Tensor::from_slice(&b.y).to_device(device);
-            // Per-clip losses summed here in f64, in order: torch's own Sum reduction varies in
-            // its last bits with thread scheduling.
-            let per_clip =
-                logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::None, -100, 0.0);
-            out.loss += Vec::<f32>::try_from(&per_clip.to_device(Device::Cpu))?
-                .iter()
-                .map(|&l| l as f64)
-                .sum::<f64>();
-            let probs = logits.softmax(-1, Kind::Float).to_device(Device::Cpu);
-            let flat = Vec::<f32>::try_from(&probs.reshape([-1]))?;
-            out.probs.extend(flat.chunks(k).map(<[f32]>::to_vec));
-            out.pred.extend(class_indices(
-                &logits.argmax(-1, false).to_device(Device::Cpu),
-            )?);
-            Ok::<(), tch::TchError>(())
-        })
-    })?;
+        };
+        out.loss -= probs[ds.labels[clip]].max(1e-12).ln();
+        out.pred.push(
+            (0..k)
+                .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
+                .unwrap_or(0),
+        );
+        out.probs.push(probs.iter().map(|&p| p as f32).collect());
+    }
     out.loss /= ds.len().max(1) as f64;
     Ok(out)
+}
+
+/// Mixup weight (the larger of λ and 1 - λ, λ ~ Beta(α, α)) and the partner of each row.
+fn mixup_draw(rng: &mut ChaCha8Rng, alpha: f64, n: usize) -> (f64, Vec<i64>) {
+    use rand_distr::Distribution;
+    let lam = rand_distr::Beta::new(alpha, alpha)
+        .expect("alpha checked positive")
+        .sample(rng);
+    let mut perm: Vec<i64> = (0..n as i64).collect();
+    perm.shuffle(rng);
+    (lam.max(1.0 - lam), perm)
 }
 
 /// Train `spec` on `train`, select on `val` (UA), score `test` once with the best weights.
@@ -350,11 +453,14 @@ pub fn fit_with(
     if train.is_empty() || val.is_empty() || test.is_empty() {
         return Err(TrainError::Empty);
     }
+    let window = cfg.window.as_ref();
+    let t = time_axis(train, window)?;
     for other in [val, test] {
-        if (other.n_features, other.frames) != (train.n_features, train.frames) {
+        let shape = (other.n_features, other.channels);
+        if shape != (train.n_features, train.channels) || time_axis(other, window)? != t {
             return Err(TrainError::Shape(format!(
-                "training clips are {}×{}, evaluation clips {}×{}",
-                train.frames, train.n_features, other.frames, other.n_features
+                "training clips are {}×{} ({} channels), evaluation clips {}×{} ({} channels)",
+                t, train.n_features, train.channels, other.frames, other.n_features, other.channels
             )));
         }
     }
@@ -363,20 +469,24 @@ pub fn fit_with(
         .device
         .resolve()
         .map_err(|m| TrainError::Config("device", m))?;
+    let (train, val, test) = (
+        with_norm(train, cfg.normalize)?,
+        with_norm(val, cfg.normalize)?,
+        with_norm(test, cfg.normalize)?,
+    );
+    let (train, val, test) = (train.as_ref(), val.as_ref(), test.as_ref());
     let _one_fit_at_a_time = FIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(n) = cfg.threads {
         tch::set_num_threads(n as i32);
     }
     tch::manual_seed(cfg.seed as i64);
     let k = class_names.len();
-    let norm = Normalizer::fit(train, cfg.normalize);
+    let norm = match cfg.normalize {
+        NormMode::Speaker | NormMode::Utterance => Normalizer::identity(train.n_features),
+        mode => Normalizer::fit(train, mode),
+    };
     let vs = nn::VarStore::new(device);
-    let model = spec.build(
-        &vs.root(),
-        train.n_features as i64,
-        train.frames as i64,
-        k as i64,
-    )?;
+    let model = spec.build(&vs.root(), input_of(train, t), k as i64)?;
     let mut opt = optim::Optimizer::new(&vs, &cfg.optimizer, cfg.lr);
     if spec.l2() > 0.0 {
         // Keras adds l2·Σw² to the loss: its gradient is 2·l2·w, i.e. coupled decay 2·l2.
@@ -434,24 +544,51 @@ pub fn fit_with(
         opt.lr = sched.lr_at(epoch, opt.lr);
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut rng);
+        let items = match window {
+            Some(w) => data::random_crops(train, &order, w.frames, &mut rng),
+            None => data::whole_clips(train, &order),
+        };
+        // Mixup draws come from their own stream (the batch producer owns `rng`).
+        let mut mix_rng = ChaCha8Rng::seed_from_u64(rng.random::<u64>());
         let mut total = 0.0;
         let (mut seen_truth, mut seen_pred) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let augment = cfg.spec_augment.as_ref().map(|sa| (sa, &mut rng));
-        data::stream_batches(train, &order, cfg.batch_size, &norm, augment, |b| {
-            let x = batch_tensor(&b, train, device);
+        data::stream_batches(train, &items, t, cfg.batch_size, &norm, augment, |b| {
+            let (mut x, mut lengths) = batch_tensor(&b, train, device);
             let y = Tensor::from_slice(&b.y).to_device(device);
+            let mix = cfg
+                .mixup
+                .map(|alpha| mixup_draw(&mut mix_rng, alpha, b.len()));
+            let mut y2 = None;
+            if let Some((lam, perm)) = &mix {
+                let p = Tensor::from_slice(perm).to_device(device);
+                x = &x * *lam + x.index_select(0, &p) * (1.0 - *lam);
+                y2 = Some(y.index_select(0, &p));
+                lengths = lengths.map(|ls| {
+                    ls.iter()
+                        .zip(perm)
+                        .map(|(&a, &j)| a.max(ls[j as usize]))
+                        .collect()
+                });
+            }
             let logits = {
                 let _ac = Autocast::new(cfg.precision, device);
-                model.forward_t(&x, true)
+                model.forward(&x, lengths.as_deref(), true)
             }
             .to_kind(Kind::Float);
-            let loss = logits.cross_entropy_loss(
-                &y,
-                weights.as_ref(),
-                Reduction::Mean,
-                -100,
-                cfg.label_smoothing,
-            );
+            let ce = |target: &Tensor| {
+                logits.cross_entropy_loss(
+                    target,
+                    weights.as_ref(),
+                    Reduction::Mean,
+                    -100,
+                    cfg.label_smoothing,
+                )
+            };
+            let loss = match (&mix, &y2) {
+                (Some((lam, _)), Some(y2)) => ce(&y) * *lam + ce(y2) * (1.0 - *lam),
+                _ => ce(&y),
+            };
             opt.zero_grad();
             loss.backward();
             if let Some(c) = cfg.clip_grad {
@@ -467,7 +604,7 @@ pub fn fit_with(
         })?;
         let train_seconds = started.elapsed().as_secs_f64();
         let mt = metrics::compute(&seen_truth, &seen_pred, class_names);
-        let sv = score(&model, val, &norm, device, cfg.precision, k)?;
+        let sv = score(&model, val, &norm, window, device, cfg.precision, k)?;
         let mv = metrics::compute(&val.labels, &sv.pred, class_names);
         history.push(EpochStats {
             epoch,
@@ -528,7 +665,7 @@ pub fn fit_with(
             }
         }
     });
-    let st = score(&model, test, &norm, device, cfg.precision, k)?;
+    let st = score(&model, test, &norm, window, device, cfg.precision, k)?;
     let test_metrics = metrics::compute(&test.labels, &st.pred, class_names);
     Ok(Some(FitResult {
         best_epoch,
@@ -540,8 +677,11 @@ pub fn fit_with(
             spec: spec.clone(),
             class_names: class_names.to_vec(),
             n_features: train.n_features,
-            frames: train.frames,
+            channels: train.channels,
+            frames: t,
             norm,
+            normalize: cfg.normalize,
+            window: cfg.window.clone(),
             vs,
             model,
             precision: cfg.precision,
@@ -549,13 +689,19 @@ pub fn fit_with(
     }))
 }
 
-/// A fitted model with everything needed to predict: spec, classes, input shape, normaliser.
+/// A fitted model with everything needed to predict: spec, classes, input shape, normaliser,
+/// the normalisation mode and the evaluation windows.
 pub struct Trained {
     pub spec: ModelSpec,
     pub class_names: Vec<String>,
     pub n_features: usize,
+    pub channels: usize,
+    /// Frames of the model's time axis (the window, or the fixed clip length).
     pub frames: usize,
     pub norm: Normalizer,
+    /// `speaker` / `utterance`: clips are standardised on their own statistics before `norm`.
+    pub normalize: NormMode,
+    pub window: Option<WindowSpec>,
     pub vs: nn::VarStore,
     pub model: Model,
     pub precision: Precision,
@@ -603,13 +749,16 @@ impl Trained {
         })
     }
 
-    /// Rebuild `spec` for `n_features × frames` inputs and load its weights from `path`.
+    /// Rebuild `spec` for the inputs `fit` saw (`n_features` per frame in `channels`, on a time
+    /// axis of `frames`), trained under `cfg`, and load its weights from `path`.
     pub fn load(
         path: &Path,
         spec: &ModelSpec,
         class_names: &[String],
         n_features: usize,
+        channels: usize,
         frames: usize,
+        cfg: &FitConfig,
         device: Device,
     ) -> Result<Trained, TrainError> {
         let err = |message: String| TrainError::ModelFile {
@@ -634,13 +783,18 @@ impl Trained {
                 norm.mean.len()
             )));
         }
+        if channels == 0 || n_features % channels != 0 {
+            return Err(err(format!(
+                "{n_features} features do not split into {channels} channels"
+            )));
+        }
         let vs = nn::VarStore::new(device);
-        let model = spec.build(
-            &vs.root(),
-            n_features as i64,
-            frames as i64,
-            class_names.len() as i64,
-        )?;
+        let input = Input {
+            channels: channels as i64,
+            bins: (n_features / channels) as i64,
+            frames: frames as i64,
+        };
+        let model = spec.build(&vs.root(), input, class_names.len() as i64)?;
         let vars = vs.variables();
         if vars.len() + 2 != named.len() {
             return Err(err(format!(
@@ -671,31 +825,46 @@ impl Trained {
             spec: spec.clone(),
             class_names: class_names.to_vec(),
             n_features,
+            channels,
             frames,
             norm,
+            normalize: cfg.normalize,
+            window: cfg.window.clone(),
             vs,
             model,
             precision: Precision::Fp32,
         })
     }
 
-    /// Class probabilities of every clip of `ds` (labels are ignored).
+    /// Class probabilities of every clip of `ds` (labels are ignored). With `normalize:
+    /// speaker`, clips without per-clip statistics are standardised per speaker of `ds` (clips
+    /// without a speaker id form one group).
     pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, TrainError> {
-        if (ds.n_features, ds.frames) != (self.n_features, self.frames) {
+        if (ds.n_features, ds.channels) != (self.n_features, self.channels) {
             return Err(TrainError::Shape(format!(
-                "the model takes {}×{}, these clips are {}×{}",
-                self.frames, self.n_features, ds.frames, ds.n_features
+                "the model takes {} features per frame in {} channels, these clips have {} in {}",
+                self.n_features, self.channels, ds.n_features, ds.channels
+            )));
+        }
+        if self.window.is_none() && !(ds.fixed_length() && ds.frames == self.frames) {
+            return Err(TrainError::Shape(format!(
+                "the model takes {} frames, these clips have {} to {}",
+                self.frames,
+                ds.lengths.iter().min().unwrap_or(&0),
+                ds.frames
             )));
         }
         if ds.is_empty() {
             return Ok(Vec::new());
         }
+        let ds = with_norm(ds, self.normalize)?;
         let device = self.vs.device();
         let _lock = FIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let s = score(
             &self.model,
-            ds,
+            &ds,
             &self.norm,
+            self.window.as_ref(),
             device,
             self.precision,
             self.class_names.len(),
@@ -719,7 +888,7 @@ mod tests {
         let (b, m, t) = (8, 20, 30);
         let run = |seed| {
             let mut x = vec![1f32; b * m * t];
-            sa.apply(&mut x, b, m, t, &mut ChaCha8Rng::seed_from_u64(seed));
+            sa.apply(&mut x, b, 1, m, t, &mut ChaCha8Rng::seed_from_u64(seed));
             x
         };
         let a = run(1);

@@ -1,0 +1,208 @@
+//! Seed ensembles: an experiment run with several seeds also gets, per fold, the entry whose
+//! test probabilities are the mean of its seeds' (Dietterich, 2000), written as a run folder of
+//! its own (`fold<F>-ensemble/`: `meta.json` naming its members, `metrics.json`,
+//! `predictions.parquet`, `split.parquet`, `config.yaml`), so the summary, the leaderboard and
+//! the paired comparisons treat it like any other model. It has no weights or history of its
+//! own: its members have them.
+//!
+//! Only folds whose every seed shares one split (a fixed `split_seed`, or a protocol whose
+//! folds do not depend on the seed, such as `loso`) can be averaged: other folds are left out.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use polars::prelude::*;
+
+use crate::metrics;
+use crate::results::{Predictions, RunDir, RunMetrics, RunStatus};
+
+/// The model name of a seed ensemble of `model` over `n` seeds.
+pub fn ensemble_model(model: &str, n: usize) -> String {
+    format!("{model} ×{n} seeds")
+}
+
+/// Read a `predictions.parquet` back.
+pub fn read_predictions(path: &Path, classes: &[String]) -> Result<Predictions> {
+    let df = ParquetReader::new(
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+    )
+    .finish()
+    .with_context(|| format!("{} is not Parquet", path.display()))?;
+    let strs = |c: &str| -> Result<Vec<Option<String>>> {
+        Ok(df
+            .column(c)?
+            .str()?
+            .into_iter()
+            .map(|v| v.map(str::to_string))
+            .collect())
+    };
+    let req = |c: &str| -> Result<Vec<String>> {
+        Ok(strs(c)?
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect())
+    };
+    let mut probs = vec![Vec::with_capacity(classes.len()); df.height()];
+    for c in classes {
+        let col = df.column(&format!("prob_{c}"))?.f32()?;
+        for (row, v) in probs.iter_mut().zip(col.into_iter()) {
+            row.push(v.unwrap_or(f32::NAN));
+        }
+    }
+    Ok(Predictions {
+        clip_id: req("clip_id")?,
+        path: req("path")?,
+        speaker: strs("speaker")?,
+        sex: strs("sex")?,
+        truth: req("truth")?,
+        prediction: req("prediction")?,
+        classes: classes.to_vec(),
+        probs,
+    })
+}
+
+/// Average the members' probabilities clip by clip (members must hold the same clips in the
+/// same order) and predict the argmax.
+pub fn average(members: &[Predictions]) -> Result<Predictions> {
+    let first = members.first().context("no members to average")?;
+    for m in &members[1..] {
+        if m.clip_id != first.clip_id || m.classes != first.classes {
+            bail!("ensemble members were tested on different clips or classes");
+        }
+    }
+    let k = first.classes.len();
+    let n = members.len() as f32;
+    let probs: Vec<Vec<f32>> = (0..first.clip_id.len())
+        .map(|i| {
+            (0..k)
+                .map(|c| members.iter().map(|m| m.probs[i][c]).sum::<f32>() / n)
+                .collect()
+        })
+        .collect();
+    let prediction = probs
+        .iter()
+        .map(|p| {
+            let best = (0..k).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+            first.classes[best].clone()
+        })
+        .collect();
+    Ok(Predictions {
+        prediction,
+        probs,
+        ..first.clone()
+    })
+}
+
+/// Metrics of predictions against their truth.
+pub fn score(p: &Predictions) -> RunMetrics {
+    let idx = |l: &String| p.classes.iter().position(|c| c == l).unwrap_or(0);
+    let truth: Vec<usize> = p.truth.iter().map(idx).collect();
+    let pred: Vec<usize> = p.prediction.iter().map(idx).collect();
+    RunMetrics {
+        test: metrics::compute(&truth, &pred, &p.classes),
+        by_sex: metrics::by_group(&truth, &pred, &p.sex, &p.classes),
+        best_epoch: 0,
+        val_ua: f64::NAN,
+    }
+}
+
+/// Write the seed ensemble of every fold of `exp_dir` whose `seeds` runs (`fold<F>-seed<S>`,
+/// not sweep trials) are all complete and share one split. Returns the folders written.
+pub fn write_seed_ensembles(exp_dir: &Path, seeds: &[u64]) -> Result<Vec<PathBuf>> {
+    if seeds.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let mut folds: BTreeMap<usize, Vec<RunDir>> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(exp_dir) else {
+        return Ok(Vec::new());
+    };
+    let re = regex::Regex::new(r"^fold(\d+)-seed(\d+)$").expect("valid");
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(c) = re.captures(&name) {
+            let (f, s): (usize, u64) = (c[1].parse()?, c[2].parse()?);
+            if seeds.contains(&s) {
+                folds.entry(f).or_default().push(RunDir::new(e.path()));
+            }
+        }
+    }
+    let mut written = Vec::new();
+    for (fold, mut runs) in folds {
+        runs.sort_by(|a, b| a.dir.cmp(&b.dir));
+        if runs.len() != seeds.len() || !runs.iter().all(RunDir::is_complete) {
+            continue;
+        }
+        let split = |r: &RunDir| std::fs::read(r.path("split.parquet")).unwrap_or_default();
+        let first_split = split(&runs[0]);
+        if runs.iter().any(|r| split(r) != first_split) {
+            continue; // each seed split anew: nothing to average clip by clip
+        }
+        let metas = runs.iter().map(RunDir::meta).collect::<Result<Vec<_>>>()?;
+        let classes = metas[0].classes.clone();
+        let members = runs
+            .iter()
+            .map(|r| read_predictions(&r.path("predictions.parquet"), &classes))
+            .collect::<Result<Vec<_>>>()?;
+        let avg = average(&members)?;
+        let mut m = score(&avg);
+        let val: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.metrics().ok().map(|x| x.val_ua))
+            .collect();
+        m.val_ua = val.iter().sum::<f64>() / val.len().max(1) as f64;
+        let out = RunDir::new(exp_dir.join(format!("fold{fold}-ensemble")));
+        std::fs::create_dir_all(&out.dir)
+            .with_context(|| format!("cannot create {}", out.dir.display()))?;
+        for f in ["split.parquet", "config.yaml"] {
+            crate::util::atomic_write_bytes(&out.path(f), &std::fs::read(runs[0].path(f))?)?;
+        }
+        out.write_predictions(&avg, None)?;
+        out.write_metrics(&m)?;
+        let mut meta = metas[0].clone();
+        meta.run = format!("fold{fold}-ensemble");
+        meta.model = ensemble_model(&metas[0].model, runs.len());
+        meta.ensemble = metas.iter().map(|m| m.run.clone()).collect();
+        meta.parameters = metas.iter().map(|m| m.parameters).sum();
+        meta.seconds = Some(metas.iter().filter_map(|m| m.seconds).sum());
+        meta.epochs_run = 0;
+        meta.best_epoch = 0;
+        meta.status = RunStatus::Complete;
+        out.write_meta(&meta)?;
+        written.push(out.dir);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preds(probs: Vec<Vec<f32>>) -> Predictions {
+        let classes = vec!["a".to_string(), "b".to_string()];
+        Predictions {
+            clip_id: vec!["c1".into(), "c2".into()],
+            path: vec!["1.wav".into(), "2.wav".into()],
+            speaker: vec![Some("s".into()); 2],
+            sex: vec![None; 2],
+            truth: vec!["a".into(), "b".into()],
+            prediction: vec![],
+            classes,
+            probs,
+        }
+    }
+
+    #[test]
+    fn the_ensemble_averages_exactly_its_members() {
+        let a = preds(vec![vec![0.9, 0.1], vec![0.6, 0.4]]);
+        let b = preds(vec![vec![0.3, 0.7], vec![0.0, 1.0]]);
+        let e = average(&[a, b]).unwrap();
+        assert_eq!(e.probs, vec![vec![0.6, 0.4], vec![0.3, 0.7]]);
+        assert_eq!(e.prediction, vec!["a", "b"]);
+        assert_eq!(score(&e).test.ua, 1.0);
+        let mut other = preds(vec![vec![0.5, 0.5]; 2]);
+        other.clip_id.reverse();
+        let x = preds(vec![vec![0.5, 0.5]; 2]);
+        assert!(average(&[x, other]).is_err());
+    }
+}
