@@ -107,6 +107,158 @@ pub fn score(p: &Predictions) -> RunMetrics {
     }
 }
 
+/// Write into `out` the run whose test probabilities are the mean of `members`' (complete runs
+/// on one split): predictions, metrics, and a `meta.json` naming the members, under `model` (and
+/// `experiment`, default the first member's).
+pub fn write_average(
+    out: &RunDir,
+    members: &[RunDir],
+    model: &str,
+    experiment: Option<&str>,
+) -> Result<()> {
+    let metas = members
+        .iter()
+        .map(RunDir::meta)
+        .collect::<Result<Vec<_>>>()?;
+    let classes = metas[0].classes.clone();
+    if let Some(m) = metas.iter().find(|m| m.classes != classes) {
+        bail!("{} has other classes than {}", m.run, metas[0].run);
+    }
+    let preds = members
+        .iter()
+        .map(|r| read_predictions(&r.path("predictions.parquet"), &classes))
+        .collect::<Result<Vec<_>>>()?;
+    let avg = average(&preds)?;
+    let mut m = score(&avg);
+    let val: Vec<f64> = members
+        .iter()
+        .filter_map(|r| r.metrics().ok().map(|x| x.val_ua))
+        .collect();
+    m.val_ua = val.iter().sum::<f64>() / val.len().max(1) as f64;
+    std::fs::create_dir_all(&out.dir)
+        .with_context(|| format!("cannot create {}", out.dir.display()))?;
+    for f in ["split.parquet", "config.yaml"] {
+        crate::util::atomic_write_bytes(&out.path(f), &std::fs::read(members[0].path(f))?)?;
+    }
+    out.write_predictions(&avg, None)?;
+    out.write_metrics(&m)?;
+    let mut meta = metas[0].clone();
+    if let Some(e) = experiment {
+        meta.experiment = e.to_string();
+    }
+    meta.run = out
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    meta.model = model.to_string();
+    meta.ensemble = members
+        .iter()
+        .zip(&metas)
+        .map(|(r, m)| {
+            let exp = r
+                .dir
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("{exp}/{}", m.run)
+        })
+        .collect();
+    meta.transductive = metas.iter().any(|m| m.transductive);
+    meta.parameters = metas.iter().map(|m| m.parameters).sum();
+    meta.seconds = Some(metas.iter().filter_map(|m| m.seconds).sum());
+    meta.epochs_run = 0;
+    meta.best_epoch = 0;
+    meta.train_seconds_per_epoch = None;
+    meta.status = RunStatus::Complete;
+    out.write_meta(&meta)
+}
+
+/// Whether an experiment file is a late fusion (`ensemble: [...]`) rather than a training run.
+pub fn is_fusion(tree: &serde_yaml::Value) -> bool {
+    tree.get("ensemble").is_some()
+}
+
+/// A late-fusion file: `ensemble: [exp_a, exp_b]` names complete experiments under the results
+/// folder, run on the same splits; each of their runs (`fold<F>-seed<S>`) present in all of them
+/// becomes a run of this experiment whose test probabilities are the members' mean.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FusionSpec {
+    pub ensemble: Vec<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Default `$EMOLAB_RESULTS` or `results`.
+    #[serde(default)]
+    pub results: Option<PathBuf>,
+}
+
+/// Run a late-fusion file: returns (experiment name, results folder, runs written, runs left
+/// out with the reason).
+pub fn run_fusion(file: &Path) -> Result<(String, PathBuf, Vec<PathBuf>, Vec<String>)> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let spec: FusionSpec = serde_yaml::from_str(&text)
+        .with_context(|| format!("{}: not a valid ensemble file", file.display()))?;
+    if spec.ensemble.len() < 2 {
+        bail!(
+            "{}: key `ensemble`: name at least two experiments",
+            file.display()
+        );
+    }
+    let name = spec.name.clone().unwrap_or_else(|| {
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "ensemble".into())
+    });
+    let root = spec
+        .results
+        .clone()
+        .unwrap_or_else(crate::doctor::results_dir);
+    let dirs: Vec<PathBuf> = spec.ensemble.iter().map(|e| root.join(e)).collect();
+    for (e, d) in spec.ensemble.iter().zip(&dirs) {
+        if !d.is_dir() {
+            bail!(
+                "{}: key `ensemble`: {} has no results ({} does not exist): run it first",
+                file.display(),
+                e,
+                d.display()
+            );
+        }
+    }
+    let re = regex::Regex::new(r"^fold\d+-seed\d+$").expect("valid");
+    let mut names: Vec<String> = std::fs::read_dir(&dirs[0])?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| re.is_match(n))
+        .collect();
+    names.sort();
+    let (mut written, mut left_out) = (Vec::new(), Vec::new());
+    for run in names {
+        let members: Vec<RunDir> = dirs.iter().map(|d| RunDir::new(d.join(&run))).collect();
+        if let Some(m) = members.iter().find(|m| !m.is_complete()) {
+            left_out.push(format!("{run}: {} is not complete", m.dir.display()));
+            continue;
+        }
+        let split = |r: &RunDir| std::fs::read(r.path("split.parquet")).unwrap_or_default();
+        if members.iter().any(|m| split(m) != split(&members[0])) {
+            left_out.push(format!("{run}: the members' splits differ"));
+            continue;
+        }
+        let models: Vec<String> = members
+            .iter()
+            .map(|m| m.meta().map(|x| x.model))
+            .collect::<Result<_>>()?;
+        let out = RunDir::new(root.join(&name).join(&run));
+        write_average(&out, &members, &models.join(" + "), Some(&name))?;
+        written.push(out.dir);
+    }
+    Ok((name, root, written, left_out))
+}
+
 /// Write the seed ensemble of every fold of `exp_dir` whose `seeds` runs (`fold<F>-seed<S>`,
 /// not sweep trials) are all complete and share one split. Returns the folders written.
 pub fn write_seed_ensembles(exp_dir: &Path, seeds: &[u64]) -> Result<Vec<PathBuf>> {
@@ -138,37 +290,9 @@ pub fn write_seed_ensembles(exp_dir: &Path, seeds: &[u64]) -> Result<Vec<PathBuf
         if runs.iter().any(|r| split(r) != first_split) {
             continue; // each seed split anew: nothing to average clip by clip
         }
-        let metas = runs.iter().map(RunDir::meta).collect::<Result<Vec<_>>>()?;
-        let classes = metas[0].classes.clone();
-        let members = runs
-            .iter()
-            .map(|r| read_predictions(&r.path("predictions.parquet"), &classes))
-            .collect::<Result<Vec<_>>>()?;
-        let avg = average(&members)?;
-        let mut m = score(&avg);
-        let val: Vec<f64> = runs
-            .iter()
-            .filter_map(|r| r.metrics().ok().map(|x| x.val_ua))
-            .collect();
-        m.val_ua = val.iter().sum::<f64>() / val.len().max(1) as f64;
         let out = RunDir::new(exp_dir.join(format!("fold{fold}-ensemble")));
-        std::fs::create_dir_all(&out.dir)
-            .with_context(|| format!("cannot create {}", out.dir.display()))?;
-        for f in ["split.parquet", "config.yaml"] {
-            crate::util::atomic_write_bytes(&out.path(f), &std::fs::read(runs[0].path(f))?)?;
-        }
-        out.write_predictions(&avg, None)?;
-        out.write_metrics(&m)?;
-        let mut meta = metas[0].clone();
-        meta.run = format!("fold{fold}-ensemble");
-        meta.model = ensemble_model(&metas[0].model, runs.len());
-        meta.ensemble = metas.iter().map(|m| m.run.clone()).collect();
-        meta.parameters = metas.iter().map(|m| m.parameters).sum();
-        meta.seconds = Some(metas.iter().filter_map(|m| m.seconds).sum());
-        meta.epochs_run = 0;
-        meta.best_epoch = 0;
-        meta.status = RunStatus::Complete;
-        out.write_meta(&meta)?;
+        let model = ensemble_model(&runs[0].meta()?.model, runs.len());
+        write_average(&out, &runs, &model, None)?;
         written.push(out.dir);
     }
     Ok(written)

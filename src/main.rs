@@ -1,6 +1,6 @@
 //! The `emolab` command line: wires the library stages together; no logic of its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -27,7 +27,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
   emolab doctor
   emolab synth --layout cremad --out data/synth-cremad --actors 24
   emolab corpus scan data/synth-cremad --out data/synth-cremad.manifest.parquet
-  emolab corpus scan ../shared/corpora/emodb/wav --json
+  emolab corpus scan /data/emodb/wav --json
   emolab featurize --pipeline pipelines/logmel64.yaml data/synth-cremad
   emolab run experiments/demo.yaml
   emolab train --config experiments/cnn_v3.yaml --fold 0 --seed 0
@@ -59,7 +59,7 @@ enum Command {
         subcommand,
         after_help = "Examples:
   emolab corpus scan data/crema-d --out data/crema-d.manifest.parquet
-  emolab corpus scan ../shared/corpora/emodb/wav --json"
+  emolab corpus scan /data/emodb/wav --json"
     )]
     Corpus(CorpusCommand),
     /// Generate a synthetic emotional-speech corpus (a CREMA-D-shaped stand-in, or small
@@ -77,7 +77,7 @@ Re-running skips clips already written, so a killed run resumes.")]
     #[command(after_help = "Examples:
   emolab featurize --pipeline pipelines/logmel128.yaml data/crema-d
   emolab featurize --pipeline pipelines/logmel64.yaml data/synth-cremad.manifest.parquet
-  emolab featurize --pipeline pipelines/mfcc40.yaml --cache /scratch/cache ../shared/corpora/emodb/wav
+  emolab featurize --pipeline pipelines/mfcc40.yaml --cache /scratch/cache /data/emodb/wav
 
 The cache lives in <cache>/<pipeline feature key>/ (default cache: $EMOLAB_CACHE or data/cache);
 pyarrow and polars read its part-*.parquet files directly.")]
@@ -96,7 +96,7 @@ pyarrow and polars read its part-*.parquet files directly.")]
   emolab run experiments/cnn_v3.yaml
   emolab run experiments/cnn_v3.yaml --set train.lr=5e-4 --set model.dropout=0.4
   emolab run experiments/emodb_cnn.yaml --force          # recompute complete runs
-  EMODB=../shared/corpora/emodb/wav emolab run experiments/emodb_cnn.yaml
+  EMODB=/data/emodb/wav emolab run experiments/emodb_cnn.yaml
 
 Each run folder holds config.yaml, meta.json, split.parquet, history.parquet,
 predictions.parquet, metrics.json and model.safetensors; results/<name>/summary.parquet
@@ -128,8 +128,11 @@ Clips whose label the model does not know are left out and counted. Writes
     },
     /// Predict the emotion of audio files with a saved run (any sample rate, channels, bit
     /// depth). A file that cannot be read gets an error line; the others are still predicted.
+    /// A model trained with `train.window` scores each whole file, window by window; one
+    /// trained with `normalize: speaker` treats the files of one call as one speaker's clips.
     #[command(after_help = "Examples:
   emolab predict results/demo/fold0-seed0 clip.wav
+  emolab predict results/emodb_crnn/fold0-seed0 speaker_a/*.wav
   emolab predict results/cnn_v3/fold0-seed0 recordings/*.wav --json")]
     Predict {
         /// A complete run folder.
@@ -319,7 +322,7 @@ enum CorpusCommand {
     /// problem found. Bad files are listed with their reason and left out; they never abort.
     #[command(after_help = "Examples:
   emolab corpus scan data/crema-d --out data/crema-d.manifest.parquet
-  emolab corpus scan ../shared/corpora/emodb/wav --format emodb --json
+  emolab corpus scan /data/emodb/wav --format emodb --json
   emolab corpus scan data/my-corpus --format folder --speaker-pattern '^(\\w+?)_'
   emolab corpus scan data/labels.csv          # CSV manifest: path,label[,speaker][,sex]
 
@@ -485,6 +488,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Run(a) => {
+            if is_fusion_file(&a.experiment) {
+                return run_fusion(&a.experiment);
+            }
             let exp = Experiment::load(&a.experiment, &a.sets)?;
             return run_experiment(&exp, a.force, progress);
         }
@@ -595,6 +601,37 @@ fn print_metrics(m: &emolab::results::RunMetrics, left_out: usize) {
     for (sex, s) in &m.by_sex {
         println!("  {sex:<12} UA {:.3} WA {:.3} ({} clips)", s.ua, s.wa, s.n);
     }
+}
+
+/// Whether `file` is a late-fusion experiment (`ensemble: [exp_a, exp_b]`).
+fn is_fusion_file(file: &Path) -> bool {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_yaml::from_str::<serde_yaml::Value>(&t).ok())
+        .is_some_and(|v| emolab::ensemble::is_fusion(&v))
+}
+
+/// Average the test probabilities of complete experiments run by run, write and print the
+/// summary.
+fn run_fusion(file: &Path) -> Result<ExitCode> {
+    let (name, root, written, left_out) = emolab::ensemble::run_fusion(file)?;
+    for why in &left_out {
+        eprintln!("left out: {why}");
+    }
+    let dir = root.join(&name);
+    let agg = runner::aggregate(&runner::summary(&dir)?)?;
+    println!(
+        "{name}: {} fused runs ({} left out) → {}",
+        written.len(),
+        left_out.len(),
+        dir.display()
+    );
+    println!("{}", runner::pretty(&agg)?);
+    Ok(if written.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Prepare the corpus, run every fold × seed, write and print the summary.

@@ -1,4 +1,4 @@
-//! Run folders (GUIDE.md §7): `results/<experiment>/<run>/` with
+//! Run folders: `results/<experiment>/<run>/` with
 //! - `config.yaml`: the resolved experiment with this run's fold and seed (re-runnable as is);
 //! - `meta.json`: [`RunMeta`]: versions, git revision, device, seed, fold, timings, status;
 //! - `split.parquet`: every clip of the fold with its role (`train`, `val`, `test`);

@@ -861,9 +861,9 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
     let lr = load_run(run, tch::Device::cuda_if_available())?;
     let p = &lr.exp.pipeline;
     let fx = FeatureExtractor::new(p).map_err(|e| anyhow::anyhow!("pipeline {}: {e}", p.name))?;
-    let mut out = Vec::new();
-    for f in files {
-        let one = (|| -> Result<Vec<f32>, String> {
+    let features: Vec<Result<Vec<f32>, String>> = files
+        .iter()
+        .map(|f| {
             let y = features::stage::load_clip(f, p.sample_rate)?;
             if y.is_empty() {
                 return Err("no audio samples".into());
@@ -875,25 +875,40 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
                     lr.model.frames
                 ));
             }
-            // With windows, the whole file is scored window by window.
-            let ds = Dataset::single(feats, fx.n_features(), p.channels());
-            let probs = lr.model.predict_proba(&ds).map_err(|e| e.to_string())?;
-            Ok(probs.into_iter().next().unwrap_or_default())
-        })();
-        out.push(match one {
-            Ok(probs) => FilePrediction {
+            Ok(feats)
+        })
+        .collect();
+    // The readable files are scored together (with windows, each file whole, window by
+    // window). A `normalize: speaker` model treats them as one speaker's clips.
+    let good: Vec<usize> = (0..files.len()).filter(|&i| features[i].is_ok()).collect();
+    let mut probs: Vec<Option<Vec<f32>>> = vec![None; files.len()];
+    if !good.is_empty() {
+        let clips: Vec<Vec<f32>> = good
+            .iter()
+            .map(|&i| features[i].clone().expect("readable"))
+            .collect();
+        let ds = Dataset::unlabelled(clips, fx.n_features(), p.channels(), Some("predict".into()));
+        for (&i, pr) in good.iter().zip(lr.model.predict_proba(&ds)?) {
+            probs[i] = Some(pr);
+        }
+    }
+    Ok(files
+        .iter()
+        .zip(features)
+        .zip(probs)
+        .map(|((f, feats), pr)| match (feats, pr) {
+            (Ok(_), Some(probs)) => FilePrediction {
                 file: f.display().to_string(),
                 prediction: Some(lr.meta.classes[argmax(&probs)].clone()),
                 probabilities: lr.meta.classes.iter().cloned().zip(probs).collect(),
                 error: None,
             },
-            Err(e) => FilePrediction {
+            (feats, _) => FilePrediction {
                 file: f.display().to_string(),
                 prediction: None,
                 probabilities: BTreeMap::new(),
-                error: Some(e),
+                error: Some(feats.err().unwrap_or_else(|| "not scored".into())),
             },
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }

@@ -1,4 +1,4 @@
-//! Evaluation protocols (GUIDE.md §4): which clips train, validate and test in each fold.
+//! Evaluation protocols: which clips train, validate and test in each fold.
 //!
 //! - `speaker_kfold` (the default): folds are disjoint sets of speakers, balanced per sex and by
 //!   clip count (acted corpora give every speaker every emotion, so the emotion mix follows);

@@ -134,6 +134,11 @@ fn schema_errors_name_the_file_and_key_with_a_hint() {
         }
         let text = std::fs::read_to_string(&p).unwrap();
         let mut tree: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        if emolab::ensemble::is_fusion(&tree) {
+            let spec: emolab::ensemble::FusionSpec = serde_yaml::from_value(tree).unwrap();
+            assert!(spec.ensemble.len() >= 2, "{}", p.display());
+            continue;
+        }
         if let Some(base) = tree.get("extends").and_then(|b| b.as_str()) {
             let mut full: serde_yaml::Value =
                 serde_yaml::from_str(&std::fs::read_to_string(p.with_file_name(base)).unwrap())
@@ -437,4 +442,101 @@ fn a_two_trial_sweep_runs_once_and_selects_on_validation() {
     let script = std::fs::read_to_string(root.join("sweep.sbatch")).unwrap();
     assert!(script.contains("#SBATCH --array=0-1"), "{script}");
     assert!(script.contains("--trial \"$SLURM_ARRAY_TASK_ID\""));
+}
+
+/// Two seeds on one split give a seed ensemble per fold (the mean of their test
+/// probabilities), and a late-fusion file averages two experiments run by run; both are run
+/// folders the summary and the report read like any other.
+#[test]
+fn seed_ensembles_and_late_fusion_average_their_members() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = corpus(tmp.path(), 6);
+    let a = write_exp(tmp.path(), "a", &c, "split_seed: 3\nfolds: [0]");
+    let b = write_exp(tmp.path(), "b", &c, "split_seed: 3\nfolds: [0]");
+    let results = tmp.path().join("results");
+    let (ok, out, err) = emolab(&["run", a.to_str().unwrap(), "--set", "seeds=[0, 1]"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("×2 seeds"),
+        "the summary lists the ensemble:\n{out}"
+    );
+    let probs = |run: &Path| {
+        let p = read_parquet(&run.join("predictions.parquet"));
+        let cols: Vec<String> = p
+            .get_column_names()
+            .iter()
+            .filter(|c| c.starts_with("prob_"))
+            .map(|c| c.to_string())
+            .collect();
+        cols.iter()
+            .map(|c| {
+                p.column(c)
+                    .unwrap()
+                    .f32()
+                    .unwrap()
+                    .into_no_null_iter()
+                    .collect::<Vec<f32>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (p0, p1) = (
+        probs(&results.join("a/fold0-seed0")),
+        probs(&results.join("a/fold0-seed1")),
+    );
+    let ens = results.join("a/fold0-ensemble");
+    let pe = probs(&ens);
+    for ((x, y), e) in p0
+        .iter()
+        .flatten()
+        .zip(p1.iter().flatten())
+        .zip(pe.iter().flatten())
+    {
+        assert!(((x + y) / 2.0 - e).abs() < 1e-6);
+    }
+    let meta = RunDir::new(&ens).meta().unwrap();
+    assert_eq!(meta.ensemble, vec!["a/fold0-seed0", "a/fold0-seed1"]);
+    assert_ne!(
+        p0, p1,
+        "the two seeds differ, so the average is not trivially one of them"
+    );
+
+    let (ok, out, err) = emolab(&[
+        "run",
+        b.to_str().unwrap(),
+        "--set",
+        "model={preset: lstm, hidden: 16, layers: 1}",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let fusion = tmp.path().join("fusion.yaml");
+    std::fs::write(
+        &fusion,
+        format!("ensemble: [a, b]\nresults: {}\n", results.display()),
+    )
+    .unwrap();
+    let (ok, out, err) = emolab(&["run", fusion.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    // a has seeds 0 and 1, b seed 0 only: one fused run, one left out.
+    assert!(out.contains("1 fused runs (1 left out)"), "{out}\n{err}");
+    let fused = probs(&results.join("fusion/fold0-seed0"));
+    let pb = probs(&results.join("b/fold0-seed0"));
+    for ((x, y), f) in p0
+        .iter()
+        .flatten()
+        .zip(pb.iter().flatten())
+        .zip(fused.iter().flatten())
+    {
+        assert!(((x + y) / 2.0 - f).abs() < 1e-6);
+    }
+    // The report reads them (no missing weights or history is held against them).
+    let (ok, out, err) = emolab(&[
+        "report",
+        "--all",
+        "--results",
+        results.to_str().unwrap(),
+        "--out",
+        tmp.path().join("report").to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let md = std::fs::read_to_string(tmp.path().join("report/report.md")).unwrap();
+    assert!(md.contains("×2 seeds") && md.contains("fusion"), "{md}");
 }

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Canonical emotion labels (GUIDE.md §2).
+/// Canonical emotion labels, shared by every corpus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Emotion {

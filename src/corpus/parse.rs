@@ -1,4 +1,4 @@
-//! File-name conventions of the supported corpora (GUIDE.md §2), one parser each.
+//! File-name conventions of the supported corpora (the README's corpus table), one parser each.
 //!
 //! A parser turns a clip's path (relative to the corpus root) into its labels, or into a reason
 //! why it cannot (`Err(String)`), which the scan reports as a problem for that file.

@@ -2,8 +2,8 @@
 //! average pooling and attention pooling options.
 //!
 //! Layout per block: Conv2D(k×k, valid or same) → [BatchNorm] → ReLU → MaxPool(2). Then Flatten
-//! (the seed), global average pooling, or attention pooling over time of the frequency-averaged
-//! maps → Dense(relu) → Dropout → Dense(n_classes). The pooled heads respect padding (masked
+//! (the seed), global average pooling, or attention pooling over time of each frame's features
+//! (channels × remaining frequency bins) → Dense(relu) → Dropout → Dense(n_classes). The pooled heads respect padding (masked
 //! after every block); Flatten needs a fixed input length.
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ pub enum CnnHead {
     Flatten,
     /// Global average pooling over frequency and time.
     Gap,
-    /// The mean over frequency, then attention pooling over time.
+    /// Attention pooling over time of each frame's features (channels × remaining bins).
     Attention,
 }
 
@@ -175,10 +175,11 @@ impl Cnn {
         }
         let flat = match s.head {
             CnnHead::Flatten => c_in * h * w,
-            CnnHead::Gap | CnnHead::Attention => c_in,
+            CnnHead::Gap => c_in,
+            CnnHead::Attention => c_in * h,
         };
         let attention = (s.head == CnnHead::Attention)
-            .then(|| Pooler::new(p / "pool", SeqPool::Attention, c_in, 64.min(c_in), None));
+            .then(|| Pooler::new(p / "pool", SeqPool::Attention, flat, 64, None));
         let dense =
             (s.dense > 0).then(|| nn::linear(&reg / "dense", flat, s.dense, Default::default()));
         let width = if s.dense > 0 { s.dense } else { flat };
@@ -210,9 +211,9 @@ impl Net for Cnn {
         x = match (self.head, &self.attention) {
             (CnnHead::Flatten, _) => x.flatten(1, -1),
             (CnnHead::Attention, Some(att)) => {
-                let seq = x
-                    .mean_dim([2i64].as_slice(), false, x.kind())
-                    .transpose(1, 2);
+                // Each frame's features: every channel at every remaining frequency bin.
+                let (b, c, f, t) = x.size4().expect("4-d activations");
+                let seq = x.permute([0, 3, 1, 2]).reshape([b, t, c * f]);
                 att.forward(&seq, lengths.as_deref())
             }
             _ => {

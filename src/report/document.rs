@@ -88,7 +88,7 @@ impl Document {
     }
 }
 
-/// The reference figures of GUIDE.md §5 (CREMA-D, 6 emotions).
+/// Published reference figures for CREMA-D, 6 emotions (human raters: Cao et al., 2014).
 pub const CREMA_D_REFERENCES: [(&str, f64, f64); 4] = [
     ("human raters, audio only: 40.9%", 0.409, 0.409),
     ("CNNs from scratch, speaker-independent: 55–65%", 0.55, 0.65),
@@ -146,6 +146,8 @@ struct Entry {
     synthetic: bool,
     chance: Option<f64>,
     warnings: String,
+    /// Said about the entry without flagging it (transductive normalisation).
+    notes: String,
 }
 
 impl Entry {
@@ -153,7 +155,19 @@ impl Entry {
         !self.warnings.is_empty()
     }
 
-    /// Whether GUIDE §5's figures apply: CREMA-D (or its stand-in), 6 emotions.
+    /// The leaderboard's warnings cell: flags (⚠) and notes (ℹ).
+    fn remarks(&self) -> String {
+        let mut out = Vec::new();
+        if !self.warnings.is_empty() {
+            out.push(format!("⚠ {}", self.warnings));
+        }
+        if !self.notes.is_empty() {
+            out.push(format!("ℹ {}", self.notes));
+        }
+        out.join(" ")
+    }
+
+    /// Whether the CREMA-D reference figures apply: CREMA-D (or its stand-in), 6 emotions.
     fn has_references(&self) -> bool {
         self.crema_d && self.target == "emotion" && self.n_classes == 6
     }
@@ -200,6 +214,7 @@ fn entries(lb: &DataFrame) -> Result<Vec<Entry>> {
     let crema = bool_col(lb, "crema_d")?;
     let synth = bool_col(lb, "synthetic")?;
     let warnings = str_col(lb, "warnings")?;
+    let notes = str_col(lb, "notes")?;
     Ok((0..lb.height())
         .map(|i| Entry {
             name: name[i].clone(),
@@ -226,6 +241,7 @@ fn entries(lb: &DataFrame) -> Result<Vec<Entry>> {
             synthetic: synth[i],
             chance: chance[i],
             warnings: warnings[i].clone(),
+            notes: notes[i].clone(),
         })
         .collect())
 }
@@ -462,11 +478,7 @@ impl Builder<'_> {
                     .map(|s| format!("{s:.2}"))
                     .unwrap_or_else(|| "–".into()),
                 e.device.clone(),
-                if e.warnings.is_empty() {
-                    String::new()
-                } else {
-                    format!("⚠ {}", e.warnings)
-                },
+                e.remarks(),
             ]);
             t.rows.push(row);
             t.flagged.push(e.flagged());
@@ -526,7 +538,7 @@ impl Builder<'_> {
         if self.entries.iter().any(Entry::has_references) {
             blocks.push(Block::Text(
                 "Grey ticks: chance (1 / number of classes) for each bar's task. Dashed lines \
-                 and the band: GUIDE.md §5's reference figures for CREMA-D with 6 emotions \
+                 and the band: published reference figures for CREMA-D with 6 emotions \
                  (they apply to the emotion entries only)."
                     .into(),
             ));
@@ -618,11 +630,7 @@ impl Builder<'_> {
                     e.runs.to_string(),
                     pm(e.ua),
                     gap_text,
-                    if e.warnings.is_empty() {
-                        String::new()
-                    } else {
-                        format!("⚠ {}", e.warnings)
-                    },
+                    e.remarks(),
                 ]);
                 all.flagged.push(e.flagged());
                 bars.push(Bar {
@@ -694,7 +702,7 @@ impl Builder<'_> {
         blocks.push(Block::Text(
             "Grey ticks: each bar's chance level (1 / number of classes: CREMA-D's sentence \
              target has 12 classes, its emotions 6). Reference lines and the band, on \
-             CREMA-D: GUIDE.md §5's figures for the 6-emotion task, speaker-independent. \
+             CREMA-D: published figures for the 6-emotion task, speaker-independent. \
              Random clip splits with augmentation applied before splitting report 90%+: that \
              is leakage, not skill."
                 .into(),
@@ -1330,7 +1338,7 @@ impl Builder<'_> {
              WA: accuracy; macro-F1: mean F1 over the classes present in the truth or the \
              predictions (scikit-learn's definitions)."
                 .to_string(),
-            "CREMA-D reference figures (GUIDE.md §5, 6 emotions): human raters, audio only, \
+            "CREMA-D reference figures (6 emotions): human raters, audio only (Cao et al., 2014), \
              40.9%; frozen self-supervised encoders with linear probes on an actor-disjoint \
              split: wav2vec2 65.5%, Whisper-large-v3 76.2%; CNNs from scratch on log-mel with \
              speaker-independent splits: roughly 55–65%. They are drawn for runs on a corpus \

@@ -48,18 +48,15 @@ pub struct Tables {
     pub focus: Vec<String>,
 }
 
-/// The flags that make an entry's figure not a speaker-independent emotion result, and the
-/// note that it is transductive (statistics of the test speakers' unlabelled audio).
-pub fn flags(
-    speaker_leaky: bool,
-    test_as_val: bool,
-    target: &str,
-    transductive: bool,
-) -> Vec<String> {
+/// What the leaderboard notes about an entry without flagging it: a transductive entry uses the
+/// test speakers' unlabelled audio (per-speaker normalisation), which is still speaker-
+/// independent in its labels but must be reported as such.
+pub const TRANSDUCTIVE_NOTE: &str =
+    "transductive: per-speaker normalisation uses the test speakers' audio (never their labels)";
+
+/// The flags that make an entry's figure not a speaker-independent emotion result.
+pub fn flags(speaker_leaky: bool, test_as_val: bool, target: &str) -> Vec<String> {
     let mut f = Vec::new();
-    if transductive {
-        f.push("transductive: per-speaker normalisation uses the test speakers' audio (not their labels)".to_string());
-    }
     if speaker_leaky {
         f.push("speaker-leaky".to_string());
     }
@@ -272,12 +269,24 @@ fn leaderboard(runs: &DataFrame, loaded: &Loaded) -> Result<DataFrame> {
         })
         .collect();
     let warnings: Vec<String> = (0..lb.height())
-        .map(|i| flags(leaky[i], tav[i], &target[i], trans[i]).join("; "))
+        .map(|i| flags(leaky[i], tav[i], &target[i]).join("; "))
+        .collect();
+    let notes: Vec<String> = trans
+        .iter()
+        .map(|&t| {
+            if t {
+                TRANSDUCTIVE_NOTE.to_string()
+            } else {
+                String::new()
+            }
+        })
         .collect();
     let mut lb = lb;
     lb.with_column(Column::new("device".into(), device))
         .table("leaderboard")?;
     lb.with_column(Column::new("warnings".into(), warnings))
+        .table("leaderboard")?;
+    lb.with_column(Column::new("notes".into(), notes))
         .table("leaderboard")?;
     Ok(lb)
 }

@@ -69,16 +69,27 @@ impl Dataset {
 
     /// One clip's features without labels (prediction).
     pub fn single(features: Vec<f32>, n_features: usize, channels: usize) -> Dataset {
-        let frames = features.len() / n_features.max(1);
+        Dataset::unlabelled(vec![features], n_features, channels, None)
+    }
+
+    /// Clips without labels (prediction), all of one speaker (`None`: unknown).
+    pub fn unlabelled(
+        clips: Vec<Vec<f32>>,
+        n_features: usize,
+        channels: usize,
+        speaker: Option<String>,
+    ) -> Dataset {
+        let lengths: Vec<usize> = clips.iter().map(|x| x.len() / n_features.max(1)).collect();
+        let n = clips.len();
         Dataset {
-            features: vec![features.into()],
-            labels: vec![0],
-            sex: vec![None],
-            speaker: vec![None],
+            features: clips.into_iter().map(Into::into).collect(),
+            labels: vec![0; n],
+            sex: vec![None; n],
+            speaker: vec![speaker; n],
             n_features,
             channels,
-            frames,
-            lengths: vec![frames],
+            frames: lengths.iter().copied().max().unwrap_or(0),
+            lengths,
             clip_norm: None,
         }
     }
