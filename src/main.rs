@@ -129,7 +129,9 @@ Clips whose label the model does not know are left out and counted. Writes
     /// Predict the emotion of audio files with a saved run (any sample rate, channels, bit
     /// depth). A file that cannot be read gets an error line; the others are still predicted.
     /// A model trained with `train.window` scores each whole file, window by window; one
-    /// trained with `normalize: speaker` treats the files of one call as one speaker's clips.
+    /// trained with `normalize: speaker` treats the files of one call as one speaker's clips
+    /// (give it varied speech of that speaker: statistics of clips that all carry one emotion
+    /// subtract that emotion).
     #[command(after_help = "Examples:
   emolab predict results/demo/fold0-seed0 clip.wav
   emolab predict results/emodb_crnn/fold0-seed0 speaker_a/*.wav
