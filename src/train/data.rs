@@ -446,12 +446,14 @@ fn assemble(
     let mut x = vec![0f32; items.len() * f * t];
     for (b, it) in items.iter().enumerate() {
         let out = &mut x[b * f * t..(b + 1) * f * t];
-        let (mean, inv) = match &ds.clip_norm {
+        let clip_inv: Vec<f32>;
+        let (mean, inv): (&[f32], &[f32]) = match &ds.clip_norm {
             Some(cn) => {
                 let n = &cn[it.clip];
-                (&n.mean, n.std.iter().map(|s| 1.0 / s).collect::<Vec<f32>>())
+                clip_inv = n.std.iter().map(|s| 1.0 / s).collect();
+                (&n.mean, &clip_inv)
             }
-            None => (&norm.mean, inv.clone()),
+            None => (&norm.mean, &inv),
         };
         let span = &ds.features[it.clip][it.start * f..(it.start + it.len.min(t)) * f];
         for (ti, frame) in span.chunks_exact(f).enumerate() {
