@@ -175,6 +175,20 @@ pub fn write_average(
     out.write_meta(&meta)
 }
 
+/// Why `members` cannot be averaged clip by clip (one is not complete, or their splits differ),
+/// or `None` when they can.
+fn not_averageable(members: &[RunDir]) -> Option<String> {
+    if let Some(m) = members.iter().find(|m| !m.is_complete()) {
+        return Some(format!("{} is not complete", m.dir.display()));
+    }
+    let split = |r: &RunDir| std::fs::read(r.path("split.parquet")).unwrap_or_default();
+    let first = split(members.first()?);
+    members[1..]
+        .iter()
+        .any(|m| split(m) != first)
+        .then(|| "the members' splits differ".to_string())
+}
+
 /// Whether an experiment file is a late fusion (`ensemble: [...]`) rather than a training run.
 pub fn is_fusion(tree: &serde_yaml::Value) -> bool {
     tree.get("ensemble").is_some()
@@ -239,13 +253,8 @@ pub fn run_fusion(file: &Path) -> Result<(String, PathBuf, Vec<PathBuf>, Vec<Str
     let (mut written, mut left_out) = (Vec::new(), Vec::new());
     for run in names {
         let members: Vec<RunDir> = dirs.iter().map(|d| RunDir::new(d.join(&run))).collect();
-        if let Some(m) = members.iter().find(|m| !m.is_complete()) {
-            left_out.push(format!("{run}: {} is not complete", m.dir.display()));
-            continue;
-        }
-        let split = |r: &RunDir| std::fs::read(r.path("split.parquet")).unwrap_or_default();
-        if members.iter().any(|m| split(m) != split(&members[0])) {
-            left_out.push(format!("{run}: the members' splits differ"));
+        if let Some(why) = not_averageable(&members) {
+            left_out.push(format!("{run}: {why}"));
             continue;
         }
         let models: Vec<String> = members
@@ -282,13 +291,9 @@ pub fn write_seed_ensembles(exp_dir: &Path, seeds: &[u64]) -> Result<Vec<PathBuf
     let mut written = Vec::new();
     for (fold, mut runs) in folds {
         runs.sort_by(|a, b| a.dir.cmp(&b.dir));
-        if runs.len() != seeds.len() || !runs.iter().all(RunDir::is_complete) {
+        // Incomplete seeds, or seeds that each split anew: nothing to average clip by clip.
+        if runs.len() != seeds.len() || not_averageable(&runs).is_some() {
             continue;
-        }
-        let split = |r: &RunDir| std::fs::read(r.path("split.parquet")).unwrap_or_default();
-        let first_split = split(&runs[0]);
-        if runs.iter().any(|r| split(r) != first_split) {
-            continue; // each seed split anew: nothing to average clip by clip
         }
         let out = RunDir::new(exp_dir.join(format!("fold{fold}-ensemble")));
         let model = ensemble_model(&runs[0].meta()?.model, runs.len());
