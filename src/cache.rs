@@ -100,7 +100,7 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-fn writer_props() -> WriterProperties {
+fn writer_props(feature_names: Option<&[String]>) -> WriterProperties {
     let floats = ColumnPath::from(vec![
         "spectrogram".to_string(),
         "list".into(),
@@ -113,6 +113,12 @@ fn writer_props() -> WriterProperties {
         .set_column_encoding(floats.clone(), Encoding::BYTE_STREAM_SPLIT)
         .set_column_dictionary_enabled(floats, false)
         .set_max_row_group_size(ROWS_PER_GROUP)
+        .set_key_value_metadata(feature_names.map(|n| {
+            vec![parquet::file::metadata::KeyValue::new(
+                "feature_names".to_string(),
+                serde_json::to_string(n).expect("serialisable"),
+            )]
+        }))
         .build()
 }
 
@@ -165,6 +171,9 @@ fn to_batch(rows: &[CacheRow]) -> Result<RecordBatch> {
 #[derive(Debug, Clone)]
 pub struct Cache {
     pub dir: PathBuf,
+    /// Names of the values of clip-vector features, written into every part as the Parquet
+    /// key-value metadata `feature_names` (a JSON list).
+    pub feature_names: Option<Vec<String>>,
 }
 
 impl Cache {
@@ -173,7 +182,10 @@ impl Cache {
         let dir = root.join(feature_key);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create cache folder {}", dir.display()))?;
-        Ok(Cache { dir })
+        Ok(Cache {
+            dir,
+            feature_names: None,
+        })
     }
 
     /// Completed part files (temp files of running or killed writers are not listed).
@@ -207,7 +219,11 @@ impl Cache {
         let path = self.dir.join(name);
         let batch = to_batch(rows)?;
         crate::util::atomic_write(&path, |w| {
-            let mut writer = ArrowWriter::try_new(w, schema(), Some(writer_props()))?;
+            let mut writer = ArrowWriter::try_new(
+                w,
+                schema(),
+                Some(writer_props(self.feature_names.as_deref())),
+            )?;
             writer.write(&batch)?;
             writer.close()?;
             Ok(())

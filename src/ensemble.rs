@@ -65,18 +65,37 @@ pub fn read_predictions(path: &Path, classes: &[String]) -> Result<Predictions> 
 /// Average the members' probabilities clip by clip (members must hold the same clips in the
 /// same order) and predict the argmax.
 pub fn average(members: &[Predictions]) -> Result<Predictions> {
+    average_weighted(members, &vec![1.0; members.len()])
+}
+
+/// [`average`] with one non-negative weight per member (normalised to sum 1).
+pub fn average_weighted(members: &[Predictions], weights: &[f64]) -> Result<Predictions> {
     let first = members.first().context("no members to average")?;
+    if weights.len() != members.len() || weights.iter().any(|w| !(*w >= 0.0)) {
+        bail!("one non-negative weight per ensemble member is needed");
+    }
+    let total: f64 = weights.iter().sum();
+    let w: Vec<f32> = if total > 0.0 {
+        weights.iter().map(|x| (x / total) as f32).collect()
+    } else {
+        vec![1.0 / members.len() as f32; members.len()]
+    };
     for m in &members[1..] {
         if m.clip_id != first.clip_id || m.classes != first.classes {
             bail!("ensemble members were tested on different clips or classes");
         }
     }
     let k = first.classes.len();
-    let n = members.len() as f32;
     let probs: Vec<Vec<f32>> = (0..first.clip_id.len())
         .map(|i| {
             (0..k)
-                .map(|c| members.iter().map(|m| m.probs[i][c]).sum::<f32>() / n)
+                .map(|c| {
+                    members
+                        .iter()
+                        .zip(&w)
+                        .map(|(m, w)| w * m.probs[i][c])
+                        .sum::<f32>()
+                })
                 .collect()
         })
         .collect();
@@ -116,6 +135,29 @@ pub fn write_average(
     model: &str,
     experiment: Option<&str>,
 ) -> Result<()> {
+    write_fused(out, members, model, experiment, FusionWeights::Equal)
+}
+
+/// How a late fusion weighs its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FusionWeights {
+    /// The plain mean of the members' probabilities.
+    #[default]
+    Equal,
+    /// Each member weighted by its validation UA on the fold (chosen on validation speakers
+    /// only, never on the test speakers).
+    ValUa,
+}
+
+/// [`write_average`] with the members weighted by `weights`.
+pub fn write_fused(
+    out: &RunDir,
+    members: &[RunDir],
+    model: &str,
+    experiment: Option<&str>,
+    weights: FusionWeights,
+) -> Result<()> {
     let metas = members
         .iter()
         .map(RunDir::meta)
@@ -128,12 +170,20 @@ pub fn write_average(
         .iter()
         .map(|r| read_predictions(&r.path("predictions.parquet"), &classes))
         .collect::<Result<Vec<_>>>()?;
-    let avg = average(&preds)?;
-    let mut m = score(&avg);
     let val: Vec<f64> = members
         .iter()
         .filter_map(|r| r.metrics().ok().map(|x| x.val_ua))
         .collect();
+    let avg = match weights {
+        FusionWeights::Equal => average(&preds)?,
+        FusionWeights::ValUa => {
+            if val.len() != members.len() || val.iter().any(|v| !v.is_finite()) {
+                bail!("weights: val_ua needs every member's validation UA (metrics.json)");
+            }
+            average_weighted(&preds, &val)?
+        }
+    };
+    let mut m = score(&avg);
     m.val_ua = val.iter().sum::<f64>() / val.len().max(1) as f64;
     std::fs::create_dir_all(&out.dir)
         .with_context(|| format!("cannot create {}", out.dir.display()))?;
@@ -208,6 +258,9 @@ pub struct FusionSpec {
     /// Default `$EMOLAB_RESULTS` or `results`.
     #[serde(default)]
     pub results: Option<PathBuf>,
+    /// `equal` (the mean) or `val_ua` (each member weighted by its validation UA).
+    #[serde(default)]
+    pub weights: FusionWeights,
 }
 
 /// Run a late-fusion file: returns (experiment name, results folder, runs written, runs left
@@ -262,7 +315,13 @@ pub fn run_fusion(file: &Path) -> Result<(String, PathBuf, Vec<PathBuf>, Vec<Str
             .map(|m| m.meta().map(|x| x.model))
             .collect::<Result<_>>()?;
         let out = RunDir::new(root.join(&name).join(&run));
-        write_average(&out, &members, &models.join(" + "), Some(&name))?;
+        write_fused(
+            &out,
+            &members,
+            &models.join(" + "),
+            Some(&name),
+            spec.weights,
+        )?;
         written.push(out.dir);
     }
     Ok((name, root, written, left_out))
@@ -333,5 +392,21 @@ mod tests {
         other.clip_id.reverse();
         let x = preds(vec![vec![0.5, 0.5]; 2]);
         assert!(average(&[x, other]).is_err());
+    }
+
+    #[test]
+    fn weighted_fusion_weighs_members() {
+        let a = preds(vec![vec![1.0, 0.0], vec![1.0, 0.0]]);
+        let b = preds(vec![vec![0.0, 1.0], vec![0.0, 1.0]]);
+        // Weights 3 : 1 → 0.75 / 0.25.
+        let e = average_weighted(&[a.clone(), b.clone()], &[0.6, 0.2]).unwrap();
+        for p in &e.probs {
+            assert!(
+                (p[0] - 0.75).abs() < 1e-6 && (p[1] - 0.25).abs() < 1e-6,
+                "{p:?}"
+            );
+        }
+        assert!(average_weighted(&[a.clone(), b.clone()], &[1.0]).is_err());
+        assert!(average_weighted(&[a, b], &[1.0, f64::NAN]).is_err());
     }
 }

@@ -395,7 +395,7 @@ fn resolve_model(tree: &mut Value, file: &Path) -> Result<String, ConfigError> {
             "model",
             format!(
                 "missing: a mapping with `preset` ({}) or `family`",
-                ModelSpec::PRESETS.join(", ")
+                ModelSpec::all_presets().join(", ")
             ),
         ));
     };
@@ -408,8 +408,8 @@ fn resolve_model(tree: &mut Value, file: &Path) -> Result<String, ConfigError> {
     let name = match &preset {
         Some(p) => {
             let spec = ModelSpec::preset(p).ok_or_else(|| {
-                let best = ModelSpec::PRESETS
-                    .iter()
+                let best = ModelSpec::all_presets()
+                    .into_iter()
                     .min_by_key(|c| edit_distance(p, c))
                     .expect("presets");
                 ConfigError {
@@ -417,7 +417,7 @@ fn resolve_model(tree: &mut Value, file: &Path) -> Result<String, ConfigError> {
                     key: Some("model.preset".into()),
                     message: format!(
                         "unknown preset `{p}`, expected one of {}",
-                        ModelSpec::PRESETS.join(", ")
+                        ModelSpec::all_presets().join(", ")
                     ),
                     hint: Some(format!("did you mean `{best}`?")),
                 }
@@ -548,20 +548,49 @@ impl Experiment {
         if let Some(s) = &raw.sweep {
             check_sweep(s, &tree, file)?;
         }
-        // Build the model once on a typical input to surface impossible sizes early.
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let frames = match &raw.train.window {
-            Some(w) => w.frames,
-            None => pipeline.frames.size.unwrap_or(128),
-        };
-        let input = crate::models::Input {
-            channels: pipeline.channels() as i64,
-            bins: pipeline.n_bins() as i64,
-            frames: frames as i64,
-        };
-        raw.model
-            .build(&vs.root(), input, 2)
-            .map_err(|e| err(file, "model", e.to_string()))?;
+        if raw.model.classical().is_some() {
+            if !pipeline.clip_vectors() {
+                return Err(err(
+                    file,
+                    "pipeline",
+                    format!(
+                        "{} needs one vector per clip: a pipeline with `functionals` (e.g. \
+                         pipelines/functionals.yaml) or `frames: {{mode: mean}}`",
+                        raw.model.family()
+                    ),
+                ));
+            }
+            if raw.train.window.is_some() {
+                return Err(err(
+                    file,
+                    "train.window",
+                    "clip vectors have no time axis to window",
+                ));
+            }
+            if raw.train.normalize == crate::train::NormMode::Utterance {
+                return Err(err(
+                    file,
+                    "train.normalize",
+                    "`utterance` standardises a clip over its own frames; a clip vector has one \
+                     (use per_mel, global or speaker)",
+                ));
+            }
+        } else {
+            // Build the model once on a typical input to surface impossible sizes early.
+            let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+            let frames = match &raw.train.window {
+                Some(w) => w.frames,
+                None => pipeline.frames.size.unwrap_or(128),
+            };
+            let input = crate::models::Input {
+                channels: pipeline.channels() as i64,
+                bins: pipeline.n_bins() as i64,
+                frames: frames as i64,
+            };
+            raw.model
+                .build(&vs.root(), input, 2)
+                .map_err(|e| err(file, "model", e.to_string()))?;
+        }
         Ok(Experiment {
             file: file.to_path_buf(),
             name: exp_name,

@@ -54,6 +54,9 @@ pub struct RunMeta {
     pub target: String,
     pub corpus: String,
     pub pipeline: String,
+    /// The feature cache folder the run read (`<cache>/<feature_key>`).
+    #[serde(default)]
+    pub feature_key: String,
     pub fold: usize,
     pub seed: u64,
     pub split_seed: u64,

@@ -454,6 +454,7 @@ pub fn run_one(
         target: exp.corpus.target.name().into(),
         corpus: exp.corpus.path.display().to_string(),
         pipeline: exp.pipeline.name.clone(),
+        feature_key: exp.pipeline.feature_key(),
         fold: fold.index,
         seed,
         split_seed,
@@ -501,16 +502,30 @@ pub fn run_one(
         stop_after: None,
         progress: opts.progress,
     };
-    let fit = train::fit_with(
-        &exp.model,
-        &prep.classes,
-        &train_ds,
-        &val_ds,
-        &test_ds,
-        &cfg,
-        &ctl,
-    )?
-    .expect("no stop_after");
+    let (fit, parameters) = match exp.model.classical() {
+        Some(spec) => {
+            let fit =
+                train::classical::fit(&spec, &prep.classes, &train_ds, &val_ds, &test_ds, &cfg)?;
+            fit.model.save(&dir.path(CLASSICAL_MODEL))?;
+            let p = fit.model.parameters();
+            (fit.without_model(), p)
+        }
+        None => {
+            let fit = train::fit_with(
+                &exp.model,
+                &prep.classes,
+                &train_ds,
+                &val_ds,
+                &test_ds,
+                &cfg,
+                &ctl,
+            )?
+            .expect("no stop_after");
+            fit.model.save(&dir.path("model.safetensors"))?;
+            let p = fit.model.parameters();
+            (fit.without_model(), p)
+        }
+    };
     dir.write_history(&fit.history)?;
     let test_clips: Vec<&ClipRecord> = fold.test.iter().map(|&i| &prep.clips[i]).collect();
     let preds = Predictions {
@@ -541,8 +556,7 @@ pub fn run_one(
         best_epoch: fit.best_epoch,
         val_ua: best.val_ua,
     })?;
-    fit.model.save(&dir.path("model.safetensors"))?;
-    meta.parameters = fit.model.parameters();
+    meta.parameters = parameters;
     meta.epochs_run = fit.history.len();
     meta.best_epoch = fit.best_epoch;
     meta.train_seconds_per_epoch =
@@ -554,6 +568,9 @@ pub fn run_one(
     let _ = std::fs::remove_file(dir.path(train::checkpoint::CHECKPOINT));
     Ok(())
 }
+
+/// The model file of a classical run (its training vectors; see `train::classical`).
+pub const CLASSICAL_MODEL: &str = "model.json";
 
 /// One row per complete run of `exp` (optionally one trial): the summary table.
 pub fn summary(exp_dir: &Path) -> Result<DataFrame> {
@@ -688,7 +705,40 @@ pub fn write_summary(exp: &Experiment) -> Result<DataFrame> {
 pub struct LoadedRun {
     pub exp: Experiment,
     pub meta: RunMeta,
-    pub model: Trained,
+    pub model: LoadedModel,
+}
+
+/// A saved run's model: a network, or a classical model refitted from its `model.json`.
+pub enum LoadedModel {
+    Net(Trained),
+    Classical(train::classical::ClassicalTrained),
+}
+
+impl LoadedModel {
+    pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, train::TrainError> {
+        Ok(self.predict(ds)?.0)
+    }
+
+    /// Probabilities and predicted classes: the most probable class, or for an SVM its
+    /// pairwise vote (what its run's own test predictions used).
+    pub fn predict(&self, ds: &Dataset) -> Result<(Vec<Vec<f32>>, Vec<usize>), train::TrainError> {
+        match self {
+            LoadedModel::Net(m) => {
+                let p = m.predict_proba(ds)?;
+                let pred = p.iter().map(|r| argmax(r)).collect();
+                Ok((p, pred))
+            }
+            LoadedModel::Classical(m) => m.predict(ds),
+        }
+    }
+
+    /// The frame count every input must have (a network without windows).
+    pub fn fixed_frames(&self) -> Option<usize> {
+        match self {
+            LoadedModel::Net(m) if m.window.is_none() => Some(m.frames),
+            _ => None,
+        }
+    }
 }
 
 /// Load a complete run's model.
@@ -709,6 +759,14 @@ pub fn load_run(run: &Path, device: tch::Device) -> Result<LoadedRun> {
         .with_context(|| format!("cannot read {}", config.display()))?;
     let tree: Value = crate::config::parse_yaml(&config, &text)?;
     let exp = Experiment::from_tree_unchecked(&config, tree)?;
+    if exp.model.classical().is_some() {
+        let model = train::classical::ClassicalTrained::load(&dir.path(CLASSICAL_MODEL))?;
+        return Ok(LoadedRun {
+            exp,
+            meta,
+            model: LoadedModel::Classical(model),
+        });
+    }
     let frames = dir_frames(&exp)?;
     let model = Trained::load(
         &dir.path("model.safetensors"),
@@ -720,7 +778,11 @@ pub fn load_run(run: &Path, device: tch::Device) -> Result<LoadedRun> {
         &exp.train,
         device,
     )?;
-    Ok(LoadedRun { exp, meta, model })
+    Ok(LoadedRun {
+        exp,
+        meta,
+        model: LoadedModel::Net(model),
+    })
 }
 
 /// The time axis of a saved model: its window, or the pipeline's fixed frame count.
@@ -815,8 +877,7 @@ pub fn evaluate(
         }
     }
     let ds = Dataset::from_rows(&rows, &lab)?.with_channels(exp.pipeline.channels())?;
-    let probs = lr.model.predict_proba(&ds)?;
-    let pred: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
+    let (probs, pred) = lr.model.predict(&ds)?;
     let sexes: Vec<Option<String>> = used.iter().map(|c| c.sex.clone()).collect();
     let m = RunMetrics {
         test: metrics::compute(&lab, &pred, classes),
@@ -869,11 +930,12 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
                 return Err("no audio samples".into());
             }
             let (frames, feats) = fx.compute(&y).map_err(|e| e.to_string())?;
-            if lr.model.window.is_none() && frames != lr.model.frames {
-                return Err(format!(
-                    "{frames} frames, the model takes {} (pipeline frames policy)",
-                    lr.model.frames
-                ));
+            if let Some(want) = lr.model.fixed_frames() {
+                if frames != want {
+                    return Err(format!(
+                        "{frames} frames, the model takes {want} (pipeline frames policy)"
+                    ));
+                }
             }
             Ok(feats)
         })
@@ -881,15 +943,16 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
     // The readable files are scored together (with windows, each file whole, window by
     // window). A `normalize: speaker` model treats them as one speaker's clips.
     let good: Vec<usize> = (0..files.len()).filter(|&i| features[i].is_ok()).collect();
-    let mut probs: Vec<Option<Vec<f32>>> = vec![None; files.len()];
+    let mut probs: Vec<Option<(Vec<f32>, usize)>> = vec![None; files.len()];
     if !good.is_empty() {
         let clips: Vec<Vec<f32>> = good
             .iter()
             .map(|&i| features[i].clone().expect("readable"))
             .collect();
         let ds = Dataset::unlabelled(clips, fx.n_features(), p.channels(), Some("predict".into()));
-        for (&i, pr) in good.iter().zip(lr.model.predict_proba(&ds)?) {
-            probs[i] = Some(pr);
+        let (p, pred) = lr.model.predict(&ds)?;
+        for ((&i, pr), c) in good.iter().zip(p).zip(pred) {
+            probs[i] = Some((pr, c));
         }
     }
     Ok(files
@@ -897,9 +960,9 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
         .zip(features)
         .zip(probs)
         .map(|((f, feats), pr)| match (feats, pr) {
-            (Ok(_), Some(probs)) => FilePrediction {
+            (Ok(_), Some((probs, best))) => FilePrediction {
                 file: f.display().to_string(),
-                prediction: Some(lr.meta.classes[argmax(&probs)].clone()),
+                prediction: Some(lr.meta.classes[best].clone()),
                 probabilities: lr.meta.classes.iter().cloned().zip(probs).collect(),
                 error: None,
             },

@@ -5,11 +5,15 @@ use super::pipeline::{FrameMode, FramesSpec};
 /// Apply the policy to a frame-major matrix of `n_feat` columns. Returns the new frame count.
 pub fn apply(spec: &FramesSpec, data: &mut Vec<f32>, n_feat: usize) -> usize {
     let n = data.len() / n_feat.max(1);
+    if spec.mode == FrameMode::Mean {
+        *data = mean_frame(data, n, n_feat);
+        return 1;
+    }
     let Some(size) = spec.size else {
         return n;
     };
     match spec.mode {
-        FrameMode::None => n,
+        FrameMode::None | FrameMode::Mean => n,
         FrameMode::Pad => pad_to(data, size.max(n), n_feat, spec.pad_value),
         FrameMode::Crop => crop_to(data, size.min(n), n_feat),
         FrameMode::PadCrop if n < size => pad_to(data, size, n_feat, spec.pad_value),
@@ -19,6 +23,17 @@ pub fn apply(spec: &FramesSpec, data: &mut Vec<f32>, n_feat: usize) -> usize {
             size
         }
     }
+}
+
+/// The mean of the `n` frames (zeros for an empty clip).
+fn mean_frame(data: &[f32], n: usize, n_feat: usize) -> Vec<f32> {
+    let mut sum = vec![0f64; n_feat];
+    for frame in data.chunks_exact(n_feat.max(1)) {
+        for (s, &v) in sum.iter_mut().zip(frame) {
+            *s += v as f64;
+        }
+    }
+    sum.iter().map(|&s| (s / n.max(1) as f64) as f32).collect()
 }
 
 fn pad_to(data: &mut Vec<f32>, size: usize, n_feat: usize, value: f32) -> usize {

@@ -8,6 +8,7 @@ pub mod augment;
 pub mod delta;
 pub mod dsp;
 pub mod frames;
+pub mod functionals;
 pub mod pipeline;
 pub mod stage;
 
@@ -23,6 +24,7 @@ pub struct FeatureExtractor {
     db: Option<DbParams>,
     mfcc: Option<MfccTransform>,
     deltas: Option<pipeline::DeltaSpec>,
+    functionals: Option<functionals::Functionals>,
     frames: pipeline::FramesSpec,
     n_bins: usize,
     n_features: usize,
@@ -47,6 +49,10 @@ impl FeatureExtractor {
                 .map(|m| MfccTransform::new(p.n_mels, m.n))
                 .transpose()?,
             deltas: p.deltas.clone(),
+            functionals: p
+                .functionals
+                .as_ref()
+                .map(|f| functionals::Functionals::new(f, p.sample_rate)),
             frames: p.frames.clone(),
             n_bins: p.n_bins(),
             n_features: p.n_features(),
@@ -55,6 +61,9 @@ impl FeatureExtractor {
 
     /// Features of mono samples at the pipeline's rate: (frames, frame-major values).
     pub fn compute(&self, y: &[f32]) -> Result<(usize, Vec<f32>), DspError> {
+        if let Some(f) = &self.functionals {
+            return Ok((1, f.compute(y)));
+        }
         let mut spec = self.mel.power_mel(y);
         if let Some(db) = &self.db {
             spec.power_to_db_in_place(db)?;

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::dsp::MelParams;
+pub use super::functionals::FunctionalsSpec;
 use crate::config::{load_yaml, ConfigError};
 
 fn d_n_fft() -> usize {
@@ -133,6 +134,8 @@ pub enum FrameMode {
     Resize,
     /// Keep every clip's own length.
     None,
+    /// The mean over all frames: one frame per clip (the seed's MFCC-mean vectors).
+    Mean,
 }
 
 /// Frame policy.
@@ -275,6 +278,10 @@ pub struct Pipeline {
     /// Δ / ΔΔ channels (left out of a pipeline without them, so its cache key stays the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deltas: Option<DeltaSpec>,
+    /// One vector of clip-level acoustic functionals per clip instead of a spectrogram (see
+    /// [`crate::features::functionals`]); the mel settings are then unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub functionals: Option<FunctionalsSpec>,
     #[serde(default)]
     pub frames: FramesSpec,
     #[serde(default)]
@@ -340,8 +347,25 @@ impl Pipeline {
                 );
             }
         }
+        if let Some(f) = &self.functionals {
+            if let Err((key, msg)) = f.check(self.sample_rate) {
+                return bad(&format!("functionals.{key}"), msg);
+            }
+            if self.mfcc.is_some() || self.deltas.is_some() {
+                return bad(
+                    "functionals",
+                    "functionals compute their own descriptors: remove `mfcc` and `deltas`".into(),
+                );
+            }
+            if self.frames.mode != FrameMode::None {
+                return bad(
+                    "frames",
+                    "functionals give one vector per clip: leave `frames` out".into(),
+                );
+            }
+        }
         match (self.frames.mode, self.frames.size) {
-            (FrameMode::None, _) => {}
+            (FrameMode::None | FrameMode::Mean, _) => {}
             (_, None) => {
                 return bad(
                     "frames.size",
@@ -403,7 +427,33 @@ impl Pipeline {
 
     /// Values per frame of one channel (mels, or MFCC coefficients).
     pub fn n_bins(&self) -> usize {
+        if let Some(f) = &self.functionals {
+            return f.len();
+        }
         self.mfcc.as_ref().map_or(self.n_mels, |m| m.n)
+    }
+
+    /// Whether every clip is one vector (functionals, or the mean over frames).
+    pub fn clip_vectors(&self) -> bool {
+        self.functionals.is_some() || self.frames.mode == FrameMode::Mean
+    }
+
+    /// Names of the values of a clip vector (functionals, or the mean of each bin), in order;
+    /// `None` for spectrogram pipelines.
+    pub fn feature_names(&self) -> Option<Vec<String>> {
+        if let Some(f) = &self.functionals {
+            return Some(super::functionals::Functionals::new(f, self.sample_rate).names());
+        }
+        if self.frames.mode != FrameMode::Mean {
+            return None;
+        }
+        let base = if self.mfcc.is_some() { "mfcc" } else { "mel" };
+        let ch = ["", "_delta", "_delta2"];
+        Some(
+            (0..self.channels())
+                .flat_map(|c| (0..self.n_bins()).map(move |i| format!("{base}{i}{}_mean", ch[c])))
+                .collect(),
+        )
     }
 
     /// Channels per frame: 1, plus one per delta order.
@@ -425,7 +475,14 @@ impl Pipeline {
         shape.augment.clear();
         shape.seed = 0;
         shape.win_length = Some(self.win_length.unwrap_or(self.n_fft));
-        let json = serde_json::to_string(&shape).expect("serialisable");
+        let mut json = serde_json::to_string(&shape).expect("serialisable");
+        if self.functionals.is_some() {
+            // A new definition of a descriptor must not reuse vectors cached by the old one.
+            json.push_str(&format!(
+                "|functionals-v{}",
+                super::functionals::FUNCTIONALS_VERSION
+            ));
+        }
         blake3::hash(json.as_bytes()).to_hex()[..16].to_string()
     }
 

@@ -82,10 +82,20 @@ pub fn featurize(
     progress: bool,
 ) -> Result<FeaturizeReport> {
     let start = Instant::now();
-    let cache = Cache::open(cache_root, &pipeline.feature_key())?;
+    let mut cache = Cache::open(cache_root, &pipeline.feature_key())?;
     let spec = cache.dir.join("pipeline.yaml");
     if !spec.exists() {
         crate::util::atomic_write_bytes(&spec, serde_yaml::to_string(pipeline)?.as_bytes())?;
+    }
+    cache.feature_names = pipeline.feature_names();
+    if let Some(names) = &cache.feature_names {
+        let listing = cache.dir.join("feature_names.json");
+        if !listing.exists() {
+            crate::util::atomic_write_bytes(
+                &listing,
+                serde_json::to_string_pretty(names)?.as_bytes(),
+            )?;
+        }
     }
     let present = cache.keys()?;
     let variants = pipeline.variants();

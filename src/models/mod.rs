@@ -8,6 +8,7 @@
 //! that carry L2 regularisation (the seed's Keras `kernel_regularizer=l2(…)`) are created in
 //! optimizer group [`L2_GROUP`], so the trainer can give that group weight decay alone.
 
+pub mod classical;
 pub mod cnn;
 pub mod cnn_lstm;
 pub mod crnn;
@@ -33,6 +34,10 @@ pub enum ModelSpec {
     CnnLstm(cnn_lstm::CnnLstmSpec),
     Crnn(crnn::CrnnSpec),
     Transformer(transformer::TransformerSpec),
+    /// Classical models over clip vectors ([`classical`]).
+    Svm(classical::svm::SvmSpec),
+    RandomForest(classical::forest::ForestSpec),
+    Logistic(classical::logistic::LogisticSpec),
 }
 
 /// The shape of one input: `channels × bins × frames`.
@@ -72,10 +77,18 @@ impl ModelSpec {
             "transformer" => ModelSpec::Transformer(transformer::TransformerSpec::default()),
             "crnn" => ModelSpec::Crnn(crnn::CrnnSpec::default()),
             "acrnn" => ModelSpec::Crnn(crnn::CrnnSpec::acrnn()),
+            "svm" => ModelSpec::Svm(Default::default()),
+            "svm_linear" => ModelSpec::Svm(classical::svm::SvmSpec {
+                kernel: classical::svm::Kernel::Linear,
+                ..Default::default()
+            }),
+            "random_forest" => ModelSpec::RandomForest(Default::default()),
+            "logistic" => ModelSpec::Logistic(Default::default()),
             _ => return None,
         })
     }
 
+    /// The network presets.
     pub const PRESETS: [&'static str; 9] = [
         "cnn_v1",
         "cnn_v3",
@@ -88,6 +101,19 @@ impl ModelSpec {
         "acrnn",
     ];
 
+    /// The classical presets (each family's defaults).
+    pub const CLASSICAL_PRESETS: [&'static str; 4] =
+        ["svm", "svm_linear", "random_forest", "logistic"];
+
+    /// Every preset name.
+    pub fn all_presets() -> Vec<&'static str> {
+        Self::PRESETS
+            .iter()
+            .chain(&Self::CLASSICAL_PRESETS)
+            .copied()
+            .collect()
+    }
+
     pub fn family(&self) -> &'static str {
         match self {
             ModelSpec::Cnn(_) => "cnn",
@@ -96,7 +122,21 @@ impl ModelSpec {
             ModelSpec::CnnLstm(_) => "cnn_lstm",
             ModelSpec::Crnn(_) => "crnn",
             ModelSpec::Transformer(_) => "transformer",
+            ModelSpec::Svm(_) => "svm",
+            ModelSpec::RandomForest(_) => "random_forest",
+            ModelSpec::Logistic(_) => "logistic",
         }
+    }
+
+    /// The classical model this spec names, if it is one.
+    pub fn classical(&self) -> Option<classical::ClassicalSpec> {
+        use classical::ClassicalSpec as C;
+        Some(match self {
+            ModelSpec::Svm(s) => C::Svm(s.clone()),
+            ModelSpec::RandomForest(s) => C::RandomForest(s.clone()),
+            ModelSpec::Logistic(s) => C::Logistic(s.clone()),
+            _ => return None,
+        })
     }
 
     /// L2 coefficient (Keras convention: loss += l2 · Σw²) of the [`L2_GROUP`] variables.
@@ -122,6 +162,12 @@ impl ModelSpec {
             ModelSpec::Crnn(s) => Box::new(crnn::Crnn::new(path, s, input, n_classes)?),
             ModelSpec::Transformer(s) => {
                 Box::new(transformer::Transformer::new(path, s, input, n_classes)?)
+            }
+            ModelSpec::Svm(_) | ModelSpec::RandomForest(_) | ModelSpec::Logistic(_) => {
+                return Err(invalid(
+                    self.family(),
+                    "a classical model, not a network (see models::classical)",
+                ))
             }
         };
         Ok(Model {

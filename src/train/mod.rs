@@ -11,6 +11,7 @@
 //!   its normaliser that saves to and loads from `model.safetensors`.
 
 pub mod checkpoint;
+pub mod classical;
 pub mod data;
 pub mod device;
 pub mod optim;
@@ -206,9 +207,9 @@ pub struct EpochStats {
     pub epoch_seconds: f64,
 }
 
-/// What a fit produced.
+/// What a fit produced (`M`: the fitted network, or [`classical::ClassicalTrained`]).
 #[derive(Debug)]
-pub struct FitResult {
+pub struct FitResult<M = Trained> {
     pub best_epoch: usize,
     pub history: Vec<EpochStats>,
     /// Test metrics with the best weights.
@@ -217,7 +218,21 @@ pub struct FitResult {
     pub test_pred: Vec<usize>,
     pub test_probs: Vec<Vec<f32>>,
     /// The fitted model (best weights) with its normaliser.
-    pub model: Trained,
+    pub model: M,
+}
+
+impl<M> FitResult<M> {
+    /// The same figures without the model (once it is saved).
+    pub fn without_model(self) -> FitResult<()> {
+        FitResult {
+            best_epoch: self.best_epoch,
+            history: self.history,
+            test: self.test,
+            test_pred: self.test_pred,
+            test_probs: self.test_probs,
+            model: (),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -450,6 +465,15 @@ pub fn fit_with(
     cfg: &FitConfig,
     ctl: &FitControl,
 ) -> Result<Option<FitResult>, TrainError> {
+    if spec.classical().is_some() {
+        return Err(TrainError::Config(
+            "model",
+            format!(
+                "{} is a classical model: fit it with train::classical::fit",
+                spec.family()
+            ),
+        ));
+    }
     if train.is_empty() || val.is_empty() || test.is_empty() {
         return Err(TrainError::Empty);
     }
