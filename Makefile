@@ -25,7 +25,7 @@ BIN := $(CARGO_TARGET_DIR)/release/emolab
 VENV_STAMP := $(VENV)/.emolab-torch-$(TORCH_VERSION)
 
 .PHONY: help setup venv build demo test fmt lint clean bench-features bench-venv bench-train \
-	bench-baseline bench-accuracy experiment sweep report test-setup
+	bench-baseline bench-accuracy bench-classical experiment sweep report test-setup
 
 help:
 	@echo "make setup   venv with torch==$(TORCH_VERSION) + release build (idempotent)"
@@ -38,6 +38,7 @@ help:
 	@echo "make bench-train  cnn_v3 in PyTorch vs emolab per epoch, then every family"
 	@echo "make bench-baseline [BASELINE_EXP=emodb_crnn]  openSMILE eGeMAPS + SVM on that experiment's folds, beside it"
 	@echo "make bench-accuracy [ACCURACY_EXPS=\"emodb_cnn emodb_crnn\"]  run them on EmoDB (\$$EMODB), then the baseline beside them"
+	@echo "make bench-classical [CLASSICAL_EXPS=...]  emolab's SVM / forest / logistic vs scikit-learn on the same vectors and folds"
 	@echo "make fmt     cargo fmt"
 
 setup: build
@@ -108,10 +109,18 @@ bench-baseline: setup bench-venv
 # Benchmark, not a test: EmoDB leave-one-speaker-out with the earlier and the recommended
 # recipes, and the eGeMAPS + SVM baseline on the same folds, side by side.
 EMODB ?= data/emodb
-ACCURACY_EXPS ?= emodb_cnn emodb_crnn
+ACCURACY_EXPS ?= emodb_cnn emodb_crnn emodb_functionals_svm emodb_fusion_svm_crnn
 bench-accuracy: setup bench-venv
 	@for e in $(ACCURACY_EXPS); do EMODB=$(EMODB) $(BIN) run experiments/$$e.yaml || exit 1; done
 	$(VENV)/bin/python benches/baseline_egemaps.py $(foreach e,$(ACCURACY_EXPS),results/$(e))
+
+# Benchmark, not a test: emolab's classical models against scikit-learn on exactly the same clip
+# vectors (read from the feature cache) and folds.
+CLASSICAL_EXPS ?= emodb_functionals_svm emodb_functionals_svm_train emodb_functionals_logistic emodb_functionals_rf emodb_seed_rf
+CACHE_ROOT ?= $(or $(EMOLAB_CACHE),data/cache)
+bench-classical: setup bench-venv
+	@for e in $(CLASSICAL_EXPS); do EMODB=$(EMODB) $(BIN) run experiments/$$e.yaml || exit 1; done
+	$(VENV)/bin/python benches/classical_parity.py $(CACHE_ROOT) $(foreach e,$(CLASSICAL_EXPS),results/$(e))
 
 # Headless Chromium for the report test (skipped with a message when absent).
 test-setup:
