@@ -121,6 +121,7 @@ CACHE_ROOT ?= $(or $(EMOLAB_CACHE),data/cache)
 bench-classical: setup bench-venv
 	@for e in $(CLASSICAL_EXPS); do EMODB=$(EMODB) $(BIN) run experiments/$$e.yaml || exit 1; done
 	$(VENV)/bin/python benches/classical_parity.py $(CACHE_ROOT) $(foreach e,$(CLASSICAL_EXPS),results/$(e))
+	$(VENV)/bin/python benches/functionals_speed.py $(BIN) $(EMODB)
 
 # Headless Chromium for the report test (skipped with a message when absent).
 test-setup:

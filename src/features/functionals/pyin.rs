@@ -250,18 +250,25 @@ impl Pyin {
         let log_stay = (1.0 - SWITCH_PROB + tiny).ln();
         let log_switch = (SWITCH_PROB + tiny).ln();
         let mut delta = vec![(1.0 / ns as f64 + tiny).ln(); ns];
+        let log_zero = tiny.ln();
         let emit = |cands: &[(usize, f64, f64)]| -> Vec<f64> {
-            let mut e = vec![0f64; ns];
-            for &(b, p, _) in cands {
+            // Voiced bins without a candidate have probability 0; unvoiced bins share the rest.
+            let mut p = vec![0f64; nb];
+            for &(b, prob, _) in cands {
                 if b < nb {
-                    e[b] = p;
+                    p[b] = prob;
                 }
             }
-            let voiced: f64 = e[..nb].iter().sum::<f64>().clamp(0.0, 1.0);
-            for v in &mut e[nb..] {
-                *v = (1.0 - voiced) / nb as f64;
+            let voiced: f64 = p.iter().sum::<f64>().clamp(0.0, 1.0);
+            let mut e = vec![log_zero; ns];
+            for (b, &v) in p.iter().enumerate() {
+                if v > 0.0 {
+                    e[b] = (v + tiny).ln();
+                }
             }
-            e.iter().map(|&v| (v + tiny).ln()).collect()
+            let unvoiced = ((1.0 - voiced) / nb as f64 + tiny).ln();
+            e[nb..].fill(unvoiced);
+            e
         };
         let t_len = obs.len();
         let mut back = vec![vec![0u32; ns]; t_len];
@@ -271,28 +278,56 @@ impl Pyin {
                 *d += v;
             }
         }
+        // Per target bin, log P(bi → bj) for the source bins of its band, contiguous.
+        let mut into = vec![f64::NEG_INFINITY; nb * band];
+        for bj in 0..nb {
+            let lo = bj.saturating_sub(half);
+            for bi in lo..=(bj + half).min(nb - 1) {
+                into[bj * band + bi - lo] = log_tr[bi * band + bj + half - bi];
+            }
+        }
+        // The best source of each block (voiced, unvoiced) for every target bin: the voicing
+        // switch cost depends only on the two blocks, so it is added after the band maximum.
+        let mut best = [vec![0f64; nb], vec![0f64; nb]];
+        let mut arg = [vec![0usize; nb], vec![0usize; nb]];
         for t in 1..t_len {
             let e = emit(&obs[t]);
-            let mut next = vec![f64::NEG_INFINITY; ns];
-            for j in 0..ns {
-                let (vj, bj) = (j / nb, j % nb);
-                let lo = bj.saturating_sub(half);
-                let hi = (bj + half).min(nb - 1);
-                let mut best = f64::NEG_INFINITY;
-                let mut arg = 0usize;
-                for vi in 0..2 {
-                    let sw = if vi == vj { log_stay } else { log_switch };
-                    for bi in lo..=hi {
-                        let i = vi * nb + bi;
-                        let s = delta[i] + sw + log_tr[bi * band + bj + half - bi];
-                        if s > best {
-                            best = s;
-                            arg = i;
+            for v in 0..2 {
+                let src = &delta[v * nb..(v + 1) * nb];
+                for bj in 0..nb {
+                    let lo = bj.saturating_sub(half);
+                    let hi = (bj + half).min(nb - 1);
+                    let w = &into[bj * band..bj * band + hi - lo + 1];
+                    let (mut m, mut a) = (f64::NEG_INFINITY, lo);
+                    for (k, (&d, &l)) in src[lo..=hi].iter().zip(w).enumerate() {
+                        let s = d + l;
+                        if s > m {
+                            m = s;
+                            a = lo + k;
                         }
                     }
+                    best[v][bj] = m;
+                    arg[v][bj] = a;
                 }
-                next[j] = best + e[j];
-                back[t][j] = arg as u32;
+            }
+            let mut next = vec![f64::NEG_INFINITY; ns];
+            for vj in 0..2 {
+                let (sw0, sw1) = if vj == 0 {
+                    (log_stay, log_switch)
+                } else {
+                    (log_switch, log_stay)
+                };
+                for bj in 0..nb {
+                    let (s0, s1) = (best[0][bj] + sw0, best[1][bj] + sw1);
+                    let j = vj * nb + bj;
+                    let (s, from) = if s0 >= s1 {
+                        (s0, arg[0][bj])
+                    } else {
+                        (s1, nb + arg[1][bj])
+                    };
+                    next[j] = s + e[j];
+                    back[t][j] = from as u32;
+                }
             }
             delta = next;
         }
