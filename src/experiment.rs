@@ -576,10 +576,20 @@ impl Experiment {
                 ));
             }
         } else {
+            if matches!(raw.model, ModelSpec::Vector(_)) && !pipeline.clip_vectors() {
+                return Err(err(
+                    file,
+                    "pipeline",
+                    "the vector family needs one vector per clip: a pipeline with `functionals` \
+                     or `frames: {mode: mean}` (e.g. pipelines/mfcc_mean40.yaml)",
+                ));
+            }
             // Build the model once on a typical input to surface impossible sizes early.
             let vs = tch::nn::VarStore::new(tch::Device::Cpu);
             let frames = match &raw.train.window {
+                Some(_) if pipeline.clip_vectors() => 1,
                 Some(w) => w.frames,
+                None if pipeline.clip_vectors() => 1,
                 None => pipeline.frames.size.unwrap_or(128),
             };
             let input = crate::models::Input {

@@ -787,6 +787,9 @@ pub fn load_run(run: &Path, device: tch::Device) -> Result<LoadedRun> {
 
 /// The time axis of a saved model: its window, or the pipeline's fixed frame count.
 fn dir_frames(exp: &Experiment) -> Result<usize> {
+    if exp.pipeline.clip_vectors() {
+        return Ok(1);
+    }
     if let Some(w) = &exp.train.window {
         return Ok(w.frames);
     }

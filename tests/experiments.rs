@@ -139,27 +139,24 @@ fn schema_errors_name_the_file_and_key_with_a_hint() {
             assert!(spec.ensemble.len() >= 2, "{}", p.display());
             continue;
         }
-        if let Some(base) = tree.get("extends").and_then(|b| b.as_str()) {
+        // Resolve `extends` chains of any depth: each base under the file extending it.
+        let mut file = p.clone();
+        while let Some(base) = tree
+            .get("extends")
+            .and_then(|b| b.as_str())
+            .map(String::from)
+        {
+            file = file.with_file_name(base);
             let mut full: serde_yaml::Value =
-                serde_yaml::from_str(&std::fs::read_to_string(p.with_file_name(base)).unwrap())
-                    .unwrap();
-            if let Some(b2) = full
-                .get("extends")
-                .and_then(|b| b.as_str())
-                .map(String::from)
-            {
-                let mut root: serde_yaml::Value =
-                    serde_yaml::from_str(&std::fs::read_to_string(p.with_file_name(b2)).unwrap())
-                        .unwrap();
-                root.as_mapping_mut().unwrap().remove("extends");
-                full.as_mapping_mut().unwrap().remove("extends");
-                emolab::experiment::merge(&mut root, full);
-                full = root;
-            }
-            full.as_mapping_mut().unwrap().remove("extends");
+                serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
             tree.as_mapping_mut().unwrap().remove("extends");
+            let next = full.get("extends").cloned();
+            full.as_mapping_mut().unwrap().remove("extends");
             emolab::experiment::merge(&mut full, tree);
             tree = full;
+            if let Some(n) = next {
+                tree.as_mapping_mut().unwrap().insert("extends".into(), n);
+            }
         }
         Experiment::from_tree_unchecked(&p, tree)
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()));

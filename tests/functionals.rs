@@ -246,6 +246,35 @@ fn a_functionals_svm_experiment_runs_evaluates_and_predicts() {
         .sum();
     assert!((total - 1.0).abs() < 1e-4, "{preds}");
 
+    // The seed's Conv1D on the 40-MFCC means trains on the same corpus (a network on vectors).
+    let (ok, out, err) = emolab(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--set",
+        &format!("pipeline={}/mfcc_mean40.yaml", pipelines.display()),
+        "--set",
+        "model={preset: seed_conv1d}",
+        "--set",
+        "train={epochs: 3, normalize: per_mel, threads: 2, device: cpu}",
+        "--set",
+        "name=seedconv",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("results/seedconv/fold0-seed0/metrics.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(m["test"]["ua"].as_f64().unwrap() > 0.0);
+    let (ok, _, err) = emolab(&[
+        "evaluate",
+        tmp.path()
+            .join("results/seedconv/fold0-seed0")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(ok, "a vector network reloads from its run folder: {err}");
+
     // A classical model needs clip vectors.
     let (ok, _, err) = emolab(&[
         "run",

@@ -15,6 +15,7 @@ pub mod crnn;
 pub mod pool;
 pub mod rnn;
 pub mod transformer;
+pub mod vector;
 
 pub use pool::SeqPool;
 
@@ -34,6 +35,8 @@ pub enum ModelSpec {
     CnnLstm(cnn_lstm::CnnLstmSpec),
     Crnn(crnn::CrnnSpec),
     Transformer(transformer::TransformerSpec),
+    /// Networks over one vector per clip (MLP, the seed's Conv1D / LSTM models).
+    Vector(vector::VectorSpec),
     /// Classical models over clip vectors ([`classical`]).
     Svm(classical::svm::SvmSpec),
     RandomForest(classical::forest::ForestSpec),
@@ -77,6 +80,12 @@ impl ModelSpec {
             "transformer" => ModelSpec::Transformer(transformer::TransformerSpec::default()),
             "crnn" => ModelSpec::Crnn(crnn::CrnnSpec::default()),
             "acrnn" => ModelSpec::Crnn(crnn::CrnnSpec::acrnn()),
+            "mlp" => ModelSpec::Vector(vector::VectorSpec::mlp()),
+            "seed_conv1d" => ModelSpec::Vector(vector::VectorSpec::seed_conv1d()),
+            "seed_lstm" => ModelSpec::Vector(vector::VectorSpec::seed_lstm()),
+            "seed_cnn_lstm" => ModelSpec::Vector(vector::VectorSpec::seed_cnn_lstm()),
+            "seed_cnn_bilstm" => ModelSpec::Vector(vector::VectorSpec::seed_cnn_bilstm()),
+            "seed_rf" => ModelSpec::RandomForest(classical::forest::ForestSpec::seed()),
             "svm" => ModelSpec::Svm(Default::default()),
             "svm_linear" => ModelSpec::Svm(classical::svm::SvmSpec {
                 kernel: classical::svm::Kernel::Linear,
@@ -101,14 +110,24 @@ impl ModelSpec {
         "acrnn",
     ];
 
-    /// The classical presets (each family's defaults).
-    pub const CLASSICAL_PRESETS: [&'static str; 4] =
-        ["svm", "svm_linear", "random_forest", "logistic"];
+    /// The presets over one vector per clip (networks and classical models).
+    pub const VECTOR_PRESETS: [&'static str; 5] = [
+        "mlp",
+        "seed_conv1d",
+        "seed_lstm",
+        "seed_cnn_lstm",
+        "seed_cnn_bilstm",
+    ];
+
+    /// The classical presets (each family's defaults, and the seed's forest).
+    pub const CLASSICAL_PRESETS: [&'static str; 5] =
+        ["svm", "svm_linear", "random_forest", "logistic", "seed_rf"];
 
     /// Every preset name.
     pub fn all_presets() -> Vec<&'static str> {
         Self::PRESETS
             .iter()
+            .chain(&Self::VECTOR_PRESETS)
             .chain(&Self::CLASSICAL_PRESETS)
             .copied()
             .collect()
@@ -122,6 +141,7 @@ impl ModelSpec {
             ModelSpec::CnnLstm(_) => "cnn_lstm",
             ModelSpec::Crnn(_) => "crnn",
             ModelSpec::Transformer(_) => "transformer",
+            ModelSpec::Vector(_) => "vector",
             ModelSpec::Svm(_) => "svm",
             ModelSpec::RandomForest(_) => "random_forest",
             ModelSpec::Logistic(_) => "logistic",
@@ -163,6 +183,7 @@ impl ModelSpec {
             ModelSpec::Transformer(s) => {
                 Box::new(transformer::Transformer::new(path, s, input, n_classes)?)
             }
+            ModelSpec::Vector(s) => Box::new(vector::VectorNet::new(path, s, input, n_classes)?),
             ModelSpec::Svm(_) | ModelSpec::RandomForest(_) | ModelSpec::Logistic(_) => {
                 return Err(invalid(
                     self.family(),

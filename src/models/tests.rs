@@ -186,3 +186,51 @@ fn a_masked_short_clip_equals_the_clip_unpadded() {
         assert!(moved > 1e-4, "{name}: padding should matter without a mask");
     }
 }
+
+/// Every clip-vector network preset (the MLP and the seed's Conv1D / LSTM models) builds on a
+/// 40-value vector and learns a small separable set.
+#[test]
+fn vector_presets_build_and_fit_clip_vectors() {
+    let (d, classes, n) = (40i64, 4i64, 32i64);
+    tch::manual_seed(2);
+    let labels = Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(classes);
+    // Class c raises the values 10c..10c+10 of the vector.
+    let x = Tensor::randn([n, 1, d, 1], (Kind::Float, Device::Cpu)) * 0.5;
+    for i in 0..n {
+        let c = i % classes;
+        let _ = x.get(i).narrow(1, 10 * c, 10).g_add_scalar_(2.0);
+    }
+    for name in ModelSpec::VECTOR_PRESETS {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = ModelSpec::preset(name)
+            .unwrap()
+            .build(&vs.root(), Input::mono(d, 1), classes)
+            .unwrap();
+        let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();
+        let mut acc = 0.0;
+        for _ in 0..300 {
+            let loss = model.forward_t(&x, true).cross_entropy_for_logits(&labels);
+            opt.backward_step(&loss);
+            acc = model
+                .forward_t(&x, false)
+                .argmax(-1, false)
+                .eq_tensor(&labels)
+                .to_kind(Kind::Float)
+                .mean(Kind::Float)
+                .double_value(&[]);
+            if acc >= 1.0 {
+                break;
+            }
+        }
+        assert!(acc >= 0.95, "{name}: training accuracy {acc}");
+        assert_eq!(model.forward_t(&x, false).size(), vec![n, classes]);
+    }
+    // A vector too short for the conv blocks is refused with the reason.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let e = ModelSpec::preset("seed_conv1d")
+        .unwrap()
+        .build(&vs.root(), Input::mono(4, 1), 3)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("vector"), "{e}");
+}

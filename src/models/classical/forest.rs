@@ -34,6 +34,18 @@ impl Default for ForestSpec {
     }
 }
 
+impl ForestSpec {
+    /// The seed's RandomForest, read as scikit-learn's defaults (100 trees grown to purity;
+    /// the seed's notebook records no other setting); each tree here sees half the features,
+    /// where scikit-learn samples √d of them at every split.
+    pub fn seed() -> Self {
+        ForestSpec {
+            trees: 100,
+            ..ForestSpec::default()
+        }
+    }
+}
+
 /// The fitted trees with the features each one reads.
 #[derive(Debug)]
 pub struct Forest {
