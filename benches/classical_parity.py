@@ -16,6 +16,7 @@ clips. Prints UA per fold and the mean for both. Benchmark, not a test (``make b
 from __future__ import annotations
 
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -40,9 +41,11 @@ def cache_vectors(folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def model_of(family: str, seed: int):
+def model_of(family: str, seed: int, config: str):
     if family == "svm":
-        return SVC(kernel="rbf", C=1.0, gamma="scale", class_weight="balanced")
+        kernel = re.search(r"^  kernel: (\w+)", config, re.M)
+        kernel = kernel.group(1) if kernel else "rbf"
+        return SVC(kernel=kernel, C=1.0, gamma="scale", class_weight="balanced")
     if family == "logistic":
         return LogisticRegression(C=1.0, max_iter=500)
     if family == "random_forest":
@@ -77,7 +80,7 @@ def main() -> None:
                 z = {c: (x[c] - mu) / sd for c, *_ in rows}
             fit = [(z[c], l) for c, l, role, _ in rows if role != "test"]
             test = [(z[c], l) for c, l, role, _ in rows if role == "test"]
-            clf = model_of(m["family"], m["seed"]).fit(np.stack([a for a, _ in fit]), [l for _, l in fit])
+            clf = model_of(m["family"], m["seed"], (r / "config.yaml").read_text()).fit(np.stack([a for a, _ in fit]), [l for _, l in fit])
             pred = clf.predict(np.stack([a for a, _ in test]))
             theirs.append(balanced_accuracy_score([l for _, l in test], pred))
             ours.append(json.loads((r / "metrics.json").read_text())["test"]["ua"])

@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod ensemble;
 pub mod experiment;
 pub mod features;
+pub mod importance;
 pub mod metrics;
 pub mod models;
 pub mod report;

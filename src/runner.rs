@@ -523,9 +523,37 @@ pub fn run_one(
             .expect("no stop_after");
             fit.model.save(&dir.path("model.safetensors"))?;
             let p = fit.model.parameters();
+            let mut fit = fit;
+            if exp.pipeline.clip_vectors() {
+                // Clip-vector networks: importance on the validation clips with the selected
+                // weights (trained on the training clips only).
+                let rows: Vec<Vec<f32>> = val_ds.features.iter().map(|x| x.to_vec()).collect();
+                let model = &fit.model;
+                fit.importance = Some(crate::importance::permutation(
+                    &rows,
+                    &val_ds.labels,
+                    &prep.classes,
+                    seed,
+                    |x| {
+                        let ds = Dataset {
+                            features: x.iter().map(|r| r.clone().into()).collect(),
+                            ..val_ds.clone()
+                        };
+                        model
+                            .predict_proba(&ds)
+                            .map(|p| p.iter().map(|r| argmax(r)).collect())
+                            .unwrap_or_else(|_| vec![0; x.len()])
+                    },
+                ));
+            }
             (fit.without_model(), p)
         }
     };
+    if let (Some(imp), Some(names)) = (&fit.importance, exp.pipeline.feature_names()) {
+        if names.len() == imp.len() {
+            crate::importance::write(&dir.dir, &names, imp)?;
+        }
+    }
     dir.write_history(&fit.history)?;
     let test_clips: Vec<&ClipRecord> = fold.test.iter().map(|&i| &prep.clips[i]).collect();
     let preds = Predictions {

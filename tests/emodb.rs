@@ -4,21 +4,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
-
-fn emodb() -> Option<PathBuf> {
-    let p = std::env::var_os("EMODB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/emodb/wav")
-        });
-    p.is_dir().then_some(p)
-}
 
 #[test]
 fn recommended_recipe_clearly_beats_chance_on_two_held_out_emodb_speakers() {
-    let Some(corpus) = emodb() else {
+    let Some(corpus) = common::emodb() else {
         eprintln!("skipped: EmoDB not found (set EMODB=/path/to/emodb/wav to run this test)");
         return;
     };

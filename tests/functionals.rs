@@ -12,21 +12,12 @@ use emolab::features::functionals::pitch::{track, PitchParams};
 use emolab::features::functionals::FunctionalsSpec;
 use emolab::synth::{self, Layout, SynthOptions};
 
-fn emodb() -> Option<PathBuf> {
-    let p = std::env::var_os("EMODB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/emodb/wav")
-        });
-    p.is_dir().then_some(p)
-}
-
 /// emolab's default F0 tracker against `librosa.pyin` (fixtures from
 /// `tests/fixtures/librosa/make_pitch_fixtures.py`, same frames): on frames both call voiced,
 /// the median error is at most 20 cents; voicing decisions agree on at least 90 % of frames.
 #[test]
 fn f0_tracks_pyin_on_real_voiced_frames() {
-    let Some(corpus) = emodb() else {
+    let Some(corpus) = common::emodb() else {
         eprintln!("skipped: EmoDB not found (set EMODB=/path/to/emodb/wav to run this test)");
         return;
     };
@@ -161,9 +152,20 @@ fn a_functionals_svm_experiment_runs_evaluates_and_predicts() {
         "predictions.parquet",
         "metrics.json",
         "split.parquet",
+        "importance.parquet",
     ] {
         assert!(run.join(f).exists(), "{f} missing");
     }
+    // Permutation importance: one named row per functional, finite.
+    let imp = read_parquet(&run.join("importance.parquet"));
+    assert_eq!(imp.height(), FunctionalsSpec::default().len());
+    assert!(imp
+        .column("importance")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .all(f64::is_finite));
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
     let ua = metrics["test"]["ua"].as_f64().unwrap();
@@ -290,7 +292,7 @@ fn a_functionals_svm_experiment_runs_evaluates_and_predicts() {
 /// tested once on 2 held-out speakers clearly beats chance, in seconds.
 #[test]
 fn functionals_svm_clearly_beats_chance_on_two_held_out_emodb_speakers() {
-    let Some(corpus) = emodb() else {
+    let Some(corpus) = common::emodb() else {
         eprintln!("skipped: EmoDB not found (set EMODB=/path/to/emodb/wav to run this test)");
         return;
     };

@@ -3,6 +3,34 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::*;
 
+/// Adam (3e-3) on the whole batch for at most `steps` steps; the training accuracy reached
+/// (evaluation mode), stopping at 100 %.
+fn fit_accuracy(
+    vs: &nn::VarStore,
+    model: &Model,
+    x: &Tensor,
+    labels: &Tensor,
+    steps: usize,
+) -> f64 {
+    let mut opt = nn::Adam::default().build(vs, 3e-3).unwrap();
+    let mut acc = 0.0;
+    for _ in 0..steps {
+        let loss = model.forward_t(x, true).cross_entropy_for_logits(labels);
+        opt.backward_step(&loss);
+        acc = model
+            .forward_t(x, false)
+            .argmax(-1, false)
+            .eq_tensor(labels)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[]);
+        if acc >= 1.0 {
+            break;
+        }
+    }
+    acc
+}
+
 fn build(name: &str, m: i64, t: i64, classes: i64) -> (nn::VarStore, Model) {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -97,21 +125,7 @@ fn every_family_overfits_32_clips() {
     }
     for name in ModelSpec::PRESETS {
         let (vs, model) = build(name, m, t, classes);
-        let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();
-        let mut acc = 0.0;
-        for _ in 0..150 {
-            let loss = model.forward_t(&x, true).cross_entropy_for_logits(&labels);
-            opt.backward_step(&loss);
-            let pred = model.forward_t(&x, false).argmax(-1, false);
-            acc = pred
-                .eq_tensor(&labels)
-                .to_kind(Kind::Float)
-                .mean(Kind::Float)
-                .double_value(&[]);
-            if acc >= 1.0 {
-                break;
-            }
-        }
+        let acc = fit_accuracy(&vs, &model, &x, &labels, 150);
         assert!(acc >= 0.95, "{name}: training accuracy {acc}");
     }
 }
@@ -206,22 +220,7 @@ fn vector_presets_build_and_fit_clip_vectors() {
             .unwrap()
             .build(&vs.root(), Input::mono(d, 1), classes)
             .unwrap();
-        let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();
-        let mut acc = 0.0;
-        for _ in 0..300 {
-            let loss = model.forward_t(&x, true).cross_entropy_for_logits(&labels);
-            opt.backward_step(&loss);
-            acc = model
-                .forward_t(&x, false)
-                .argmax(-1, false)
-                .eq_tensor(&labels)
-                .to_kind(Kind::Float)
-                .mean(Kind::Float)
-                .double_value(&[]);
-            if acc >= 1.0 {
-                break;
-            }
-        }
+        let acc = fit_accuracy(&vs, &model, &x, &labels, 300);
         assert!(acc >= 0.95, "{name}: training accuracy {acc}");
         assert_eq!(model.forward_t(&x, false).size(), vec![n, classes]);
     }

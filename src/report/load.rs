@@ -24,6 +24,8 @@ pub struct Run {
     pub corpus_format: Option<String>,
     /// `history.parquet`, when present.
     pub history: Option<PathBuf>,
+    /// `importance.parquet` (clip-vector models), when present.
+    pub importance: Option<PathBuf>,
     /// `predictions.parquet`, when present.
     pub predictions: Option<PathBuf>,
 }
@@ -220,6 +222,8 @@ fn load_run(experiment: &str, path: &Path, loaded: &mut Loaded) {
         .iter()
         .copied()
         .filter(own_files)
+        // A classical model is saved as model.json (its training vectors) instead.
+        .filter(|f| !(*f == "model.safetensors" && dir.path("model.json").exists()))
         .filter(|f| !dir.path(f).exists())
         .collect();
     // Present but not Parquet (a copy cut short, a file written by something else).
@@ -258,6 +262,8 @@ fn load_run(experiment: &str, path: &Path, loaded: &mut Loaded) {
         experiment: experiment.to_string(),
         run,
         history: present("history.parquet"),
+        importance: Some(dir.path(crate::importance::FILE))
+            .filter(|p| p.exists() && looks_like_parquet(p)),
         predictions: present("predictions.parquet"),
         dir: path.to_path_buf(),
         meta,

@@ -41,6 +41,9 @@ pub struct Tables {
     /// Entries of models that have speaker-leaky runs, with the gap to the same model's
     /// speaker-independent entry.
     pub leakage: DataFrame,
+    /// Permutation importance per entry and feature: mean UA drop over the runs that measured
+    /// it, its standard deviation over those runs, and their count.
+    pub importance: DataFrame,
     /// Missing, running, failed and incomplete runs.
     pub issues: DataFrame,
     /// Entries shown in detail (confusion, curves, paired comparisons): every entry that is not
@@ -80,6 +83,7 @@ impl Tables {
         let (by_sex, by_sex_ua) = by_sex(loaded, &leaderboard)?;
         let leakage = leakage(&leaderboard)?;
         let issues = issues(loaded)?;
+        let importance = importance(loaded)?;
         let focus = focus(&leaderboard, &sweep_trials)?;
         Ok(Tables {
             runs,
@@ -93,6 +97,7 @@ impl Tables {
             by_sex,
             by_sex_ua,
             leakage,
+            importance,
             issues,
             focus,
         })
@@ -113,6 +118,7 @@ impl Tables {
             ("by_sex_ua", self.by_sex_ua.clone()),
             ("leakage", self.leakage.clone()),
             ("paired", paired.clone()),
+            ("importance", self.importance.clone()),
             ("issues", self.issues.clone()),
         ])
     }
@@ -413,10 +419,17 @@ fn confusion(loaded: &Loaded) -> Result<DataFrame> {
     .table("confusion")
 }
 
-fn curves(loaded: &Loaded) -> Result<DataFrame> {
+/// Lazy scans of one Parquet file per run (`file` picks it; runs without it are skipped), with
+/// the `select` columns and the run's `entry`. A file that does not read as that schema (a
+/// truncated write, a foreign file) is left out rather than failing the whole table.
+fn scan_runs(
+    loaded: &Loaded,
+    file: impl Fn(&super::load::Run) -> Option<&std::path::PathBuf>,
+    select: impl Fn() -> Vec<Expr>,
+) -> Vec<LazyFrame> {
     let mut scans = Vec::new();
     for r in &loaded.runs {
-        let Some(path) = &r.history else { continue };
+        let Some(path) = file(r) else { continue };
         let Ok(lf) = LazyFrame::scan_parquet(
             PlPath::Local(path.as_path().into()),
             ScanArgsParquet::default(),
@@ -424,21 +437,30 @@ fn curves(loaded: &Loaded) -> Result<DataFrame> {
             continue;
         };
         let lf = lf
-            .select([
-                col("epoch").cast(DataType::UInt32),
-                col("train_loss").cast(DataType::Float64),
-                col("val_loss").cast(DataType::Float64),
-                col("train_ua").cast(DataType::Float64),
-                col("val_ua").cast(DataType::Float64),
-            ])
+            .select(select())
             .with_column(lit(r.entry()).alias("entry"));
-        // A file that is not a history (a truncated write, a foreign schema) is left out of
-        // the curves rather than failing the whole scan below.
         if lf.clone().limit(1).collect().is_err() {
             continue;
         }
         scans.push(lf);
     }
+    scans
+}
+
+fn curves(loaded: &Loaded) -> Result<DataFrame> {
+    let scans = scan_runs(
+        loaded,
+        |r| r.history.as_ref(),
+        || {
+            vec![
+                col("epoch").cast(DataType::UInt32),
+                col("train_loss").cast(DataType::Float64),
+                col("val_loss").cast(DataType::Float64),
+                col("train_ua").cast(DataType::Float64),
+                col("val_ua").cast(DataType::Float64),
+            ]
+        },
+    );
     if scans.is_empty() {
         return DataFrame::new(vec![
             Column::new_empty("entry".into(), &DataType::String),
@@ -467,6 +489,46 @@ fn curves(loaded: &Loaded) -> Result<DataFrame> {
         )
         .collect()
         .table("learning_curves")
+}
+
+fn importance(loaded: &Loaded) -> Result<DataFrame> {
+    let scans = scan_runs(
+        loaded,
+        |r| r.importance.as_ref(),
+        || {
+            vec![
+                col("feature").cast(DataType::String),
+                col("importance").cast(DataType::Float64),
+            ]
+        },
+    );
+    if scans.is_empty() {
+        return DataFrame::new(vec![
+            Column::new_empty("entry".into(), &DataType::String),
+            Column::new_empty("feature".into(), &DataType::String),
+            Column::new_empty("runs".into(), &DataType::UInt32),
+            Column::new_empty("importance".into(), &DataType::Float64),
+            Column::new_empty("importance_std".into(), &DataType::Float64),
+        ])
+        .table("importance");
+    }
+    concat(scans, UnionArgs::default())
+        .table("importance")?
+        .group_by_stable([col("entry"), col("feature")])
+        .agg([
+            len().alias("runs"),
+            col("importance").mean().alias("importance_mean"),
+            col("importance").std(1).alias("importance_std"),
+        ])
+        .rename(["importance_mean"], ["importance"], true)
+        .sort(
+            ["entry", "importance"],
+            SortMultipleOptions::default()
+                .with_order_descending_multi([false, true])
+                .with_maintain_order(true),
+        )
+        .collect()
+        .table("importance")
 }
 
 fn sweeps(loaded: &Loaded, runs: &DataFrame) -> Result<(DataFrame, DataFrame)> {

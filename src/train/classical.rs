@@ -144,6 +144,10 @@ pub fn fit(
     let (tp, _, tm) = score(&first, &xt, &train.labels);
     let (vp, _, vm) = score(&first, &xv, &val.labels);
     let train_seconds = started.elapsed().as_secs_f64();
+    // Importance with the model that has not seen the validation clips.
+    let importance = crate::importance::permutation(&xv, &val.labels, class_names, cfg.seed, |x| {
+        first.predict(&matrix(x)).1
+    });
     // Refit on training + validation clips; only this model sees the test clips.
     let mut x_all = xt;
     x_all.extend(xv);
@@ -183,6 +187,7 @@ pub fn fit(
         test: test_metrics,
         test_pred,
         test_probs,
+        importance: Some(importance),
         model: ClassicalTrained {
             spec: spec.clone(),
             class_names: class_names.to_vec(),

@@ -217,6 +217,9 @@ pub struct FitResult<M = Trained> {
     /// Test predictions and class probabilities, in test-set order.
     pub test_pred: Vec<usize>,
     pub test_probs: Vec<Vec<f32>>,
+    /// Permutation importance `(mean, std)` per feature on the validation clips, where the
+    /// learner measures it (classical models; see [`crate::importance`]).
+    pub importance: Option<Vec<(f64, f64)>>,
     /// The fitted model (best weights) with its normaliser.
     pub model: M,
 }
@@ -230,6 +233,7 @@ impl<M> FitResult<M> {
             test: self.test,
             test_pred: self.test_pred,
             test_probs: self.test_probs,
+            importance: self.importance,
             model: (),
         }
     }
@@ -697,6 +701,7 @@ pub fn fit_with(
         test: test_metrics,
         test_pred: st.pred,
         test_probs: st.probs,
+        importance: None,
         model: Trained {
             spec: spec.clone(),
             class_names: class_names.to_vec(),

@@ -50,3 +50,14 @@ results: {results}
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// The real EmoDB folder (`$EMODB`, or the shared corpora folder next to the project), when
+/// present: real-data tests skip with a message without it.
+pub fn emodb() -> Option<PathBuf> {
+    let p = std::env::var_os("EMODB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/emodb/wav")
+        });
+    p.is_dir().then_some(p)
+}

@@ -75,70 +75,66 @@ pub struct OvoSvm {
     features: usize,
 }
 
-fn fit_binary(
-    spec: &SvmSpec,
+/// One pair's binary problem: the kernel, and C for the positive and the negative class.
+struct Binary<'a> {
+    spec: &'a SvmSpec,
     gamma: f64,
     c_pos: f64,
     c_neg: f64,
-    x: &Array2<f64>,
-    y: &Array1<bool>,
-) -> Result<Svm<f64, bool>, ClassicalError> {
-    let params = Svm::<f64, bool>::params()
-        .pos_neg_weights(c_pos, c_neg)
-        .eps(spec.tol);
-    let params = match spec.kernel {
-        Kernel::Rbf => params.gaussian_kernel(1.0 / gamma),
-        Kernel::Linear => params.linear_kernel(),
-    };
-    params
-        .fit(&LinfaDataset::new(x.clone(), y.clone()))
-        .map_err(|e| fit_error("svm", e))
 }
 
-/// Decision values of each row from a machine that did not see it (`PLATT_FOLDS`-fold, the
-/// rows dealt round-robin within each class so that every fold has both classes).
-fn cv_decisions(
-    spec: &SvmSpec,
-    gamma: f64,
-    c_pos: f64,
-    c_neg: f64,
-    x: &Array2<f64>,
-    y: &Array1<bool>,
-) -> Result<Vec<f64>, ClassicalError> {
-    let n = y.len();
-    let mut fold = vec![0usize; n];
-    let (mut p, mut q) = (0usize, 0usize);
-    for i in 0..n {
-        if y[i] {
-            fold[i] = p % PLATT_FOLDS;
-            p += 1;
-        } else {
-            fold[i] = q % PLATT_FOLDS;
-            q += 1;
-        }
+impl Binary<'_> {
+    fn fit(&self, x: &Array2<f64>, y: &Array1<bool>) -> Result<Svm<f64, bool>, ClassicalError> {
+        let params = Svm::<f64, bool>::params()
+            .pos_neg_weights(self.c_pos, self.c_neg)
+            .eps(self.spec.tol);
+        let params = match self.spec.kernel {
+            Kernel::Rbf => params.gaussian_kernel(1.0 / self.gamma),
+            Kernel::Linear => params.linear_kernel(),
+        };
+        params
+            .fit(&LinfaDataset::new(x.clone(), y.clone()))
+            .map_err(|e| fit_error("svm", e))
     }
-    let mut dec = vec![0f64; n];
-    for f in 0..PLATT_FOLDS {
-        let fit: Vec<usize> = (0..n).filter(|&i| fold[i] != f).collect();
-        let held: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
-        if held.is_empty() {
-            continue;
-        }
-        let yf: Array1<bool> = fit.iter().map(|&i| y[i]).collect();
-        let (pos, neg) = (yf.iter().any(|&v| v), yf.iter().any(|&v| !v));
-        if !(pos && neg) {
-            // One class only in this fold's training part: libsvm's fallback.
-            for &i in &held {
-                dec[i] = if pos { 1.0 } else { -1.0 };
+
+    /// Decision values of each row from a machine that did not see it (`PLATT_FOLDS`-fold,
+    /// the rows dealt round-robin within each class so that every fold has both classes).
+    fn cv_decisions(&self, x: &Array2<f64>, y: &Array1<bool>) -> Result<Vec<f64>, ClassicalError> {
+        let n = y.len();
+        let mut fold = vec![0usize; n];
+        let (mut p, mut q) = (0usize, 0usize);
+        for i in 0..n {
+            if y[i] {
+                fold[i] = p % PLATT_FOLDS;
+                p += 1;
+            } else {
+                fold[i] = q % PLATT_FOLDS;
+                q += 1;
             }
-            continue;
         }
-        let m = fit_binary(spec, gamma, c_pos, c_neg, &x.select(Axis(0), &fit), &yf)?;
-        for &i in &held {
-            dec[i] = m.weighted_sum(&x.row(i)) - m.rho;
+        let mut dec = vec![0f64; n];
+        for f in 0..PLATT_FOLDS {
+            let fit: Vec<usize> = (0..n).filter(|&i| fold[i] != f).collect();
+            let held: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
+            if held.is_empty() {
+                continue;
+            }
+            let yf: Array1<bool> = fit.iter().map(|&i| y[i]).collect();
+            let (pos, neg) = (yf.iter().any(|&v| v), yf.iter().any(|&v| !v));
+            if !(pos && neg) {
+                // One class only in this fold's training part: libsvm's fallback.
+                for &i in &held {
+                    dec[i] = if pos { 1.0 } else { -1.0 };
+                }
+                continue;
+            }
+            let m = self.fit(&x.select(Axis(0), &fit), &yf)?;
+            for &i in &held {
+                dec[i] = m.weighted_sum(&x.row(i)) - m.rho;
+            }
         }
+        Ok(dec)
     }
-    Ok(dec)
 }
 
 impl OvoSvm {
@@ -176,15 +172,20 @@ impl OvoSvm {
                 }
                 let records = x.select(Axis(0), &rows);
                 let targets: Array1<bool> = rows.iter().map(|&i| y[i] == a).collect();
-                let (cp, cn) = (spec.c * weights[a], spec.c * weights[b]);
-                let dec = cv_decisions(spec, gamma, cp, cn, &records, &targets)?;
+                let pair = Binary {
+                    spec,
+                    gamma,
+                    c_pos: spec.c * weights[a],
+                    c_neg: spec.c * weights[b],
+                };
+                let dec = pair.cv_decisions(&records, &targets)?;
                 let platt_params = PlattParams::<f64, ()>::default()
                     .check()
                     .map_err(|e| fit_error("svm", e))?;
                 let platt =
                     platt_newton_method(Array1::from(dec).view(), targets.view(), &platt_params)
                         .map_err(|e| fit_error("svm", e))?;
-                let svm = fit_binary(spec, gamma, cp, cn, &records, &targets)?;
+                let svm = pair.fit(&records, &targets)?;
                 pairs.push((a, b, Some(PairMachine { svm, platt })));
             }
         }
