@@ -597,6 +597,7 @@ impl Experiment {
                 bins: pipeline.n_bins() as i64,
                 frames: frames as i64,
             };
+            let _rng = crate::train::torch_rng_guard();
             raw.model
                 .build(&vs.root(), input, 2)
                 .map_err(|e| err(file, "model", e.to_string()))?;

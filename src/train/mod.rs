@@ -274,6 +274,12 @@ pub struct FitControl<'a> {
 /// reproducible. Fits take this lock (each already uses every intra-op thread).
 static FIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Hold LibTorch's process-wide generator (the fit lock) while building a model outside a fit:
+/// initialising weights draws from it, and would shift the draws of a fit running meanwhile.
+pub fn torch_rng_guard() -> std::sync::MutexGuard<'static, ()> {
+    FIT_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The best epoch so far: validation UA, epoch, a copy of every variable.
 type Snapshot = (f64, usize, Vec<(String, Tensor)>);
 
@@ -823,7 +829,10 @@ impl Trained {
             bins: (n_features / channels) as i64,
             frames: frames as i64,
         };
-        let model = spec.build(&vs.root(), input, class_names.len() as i64)?;
+        let model = {
+            let _rng = torch_rng_guard();
+            spec.build(&vs.root(), input, class_names.len() as i64)?
+        };
         let vars = vs.variables();
         if vars.len() + 2 != named.len() {
             return Err(err(format!(
