@@ -101,10 +101,7 @@ pub fn average_weighted(members: &[Predictions], weights: &[f64]) -> Result<Pred
         .collect();
     let prediction = probs
         .iter()
-        .map(|p| {
-            let best = (0..k).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
-            first.classes[best].clone()
-        })
+        .map(|p| first.classes[metrics::argmax(p)].clone())
         .collect();
     Ok(Predictions {
         prediction,

@@ -15,6 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::metrics;
+use crate::train::{Dataset, TrainError, Trained};
 
 /// Shuffles per feature.
 pub const REPEATS: usize = 5;
@@ -29,7 +30,7 @@ pub fn permutation(
     labels: &[usize],
     classes: &[String],
     seed: u64,
-    predict: impl Fn(&[Vec<f32>]) -> Vec<usize>,
+    mut predict: impl FnMut(&[Vec<f32>]) -> Vec<usize>,
 ) -> Vec<(f64, f64)> {
     let d = rows.first().map_or(0, |r| r.len());
     let ua = |pred: &[usize]| metrics::compute(labels, pred, classes).ua;
@@ -53,6 +54,35 @@ pub fn permutation(
             (m, v.sqrt())
         })
         .collect()
+}
+
+/// [`permutation`] of a network trained on clip vectors, on the validation clips `val` (whose
+/// speaker statistics, if any, stay attached to their clips).
+pub fn of_network(
+    model: &Trained,
+    val: &Dataset,
+    classes: &[String],
+    seed: u64,
+) -> Result<Vec<(f64, f64)>, TrainError> {
+    let rows: Vec<Vec<f32>> = val.features.iter().map(|x| x.to_vec()).collect();
+    let mut failed = None;
+    let imp = permutation(&rows, &val.labels, classes, seed, |x| {
+        let ds = Dataset {
+            features: x.iter().map(|r| r.clone().into()).collect(),
+            ..val.clone()
+        };
+        match model.predict_proba(&ds) {
+            Ok(p) => p.iter().map(|r| metrics::argmax(r)).collect(),
+            Err(e) => {
+                failed.get_or_insert(e);
+                vec![0; x.len()]
+            }
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(imp),
+    }
 }
 
 /// Write `importance.parquet` into `dir` (atomically).

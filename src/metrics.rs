@@ -37,6 +37,13 @@ pub struct Metrics {
 }
 
 /// Metrics of predictions `pred` against `truth` (class indices into `labels`).
+/// The index of the largest probability (the last of equal maxima), 0 for an empty row.
+pub fn argmax(p: &[f32]) -> usize {
+    (0..p.len())
+        .max_by(|&i, &j| p[i].total_cmp(&p[j]))
+        .unwrap_or(0)
+}
+
 pub fn compute(truth: &[usize], pred: &[usize], labels: &[String]) -> Metrics {
     assert_eq!(
         truth.len(),

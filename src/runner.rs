@@ -525,26 +525,12 @@ pub fn run_one(
             let p = fit.model.parameters();
             let mut fit = fit;
             if exp.pipeline.clip_vectors() {
-                // Clip-vector networks: importance on the validation clips with the selected
-                // weights (trained on the training clips only).
-                let rows: Vec<Vec<f32>> = val_ds.features.iter().map(|x| x.to_vec()).collect();
-                let model = &fit.model;
-                fit.importance = Some(crate::importance::permutation(
-                    &rows,
-                    &val_ds.labels,
+                fit.importance = Some(crate::importance::of_network(
+                    &fit.model,
+                    &val_ds,
                     &prep.classes,
                     seed,
-                    |x| {
-                        let ds = Dataset {
-                            features: x.iter().map(|r| r.clone().into()).collect(),
-                            ..val_ds.clone()
-                        };
-                        model
-                            .predict_proba(&ds)
-                            .map(|p| p.iter().map(|r| argmax(r)).collect())
-                            .unwrap_or_else(|_| vec![0; x.len()])
-                    },
-                ));
+                )?);
             }
             (fit.without_model(), p)
         }
@@ -743,17 +729,13 @@ pub enum LoadedModel {
 }
 
 impl LoadedModel {
-    pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, train::TrainError> {
-        Ok(self.predict(ds)?.0)
-    }
-
     /// Probabilities and predicted classes: the most probable class, or for an SVM its
     /// pairwise vote (what its run's own test predictions used).
     pub fn predict(&self, ds: &Dataset) -> Result<(Vec<Vec<f32>>, Vec<usize>), train::TrainError> {
         match self {
             LoadedModel::Net(m) => {
                 let p = m.predict_proba(ds)?;
-                let pred = p.iter().map(|r| argmax(r)).collect();
+                let pred = p.iter().map(|r| metrics::argmax(r)).collect();
                 Ok((p, pred))
             }
             LoadedModel::Classical(m) => m.predict(ds),
@@ -930,12 +912,6 @@ pub fn evaluate(
     };
     RunDir::new(run).write_predictions(&preds, Some(&out.join("predictions.parquet")))?;
     Ok((m, out, left_out))
-}
-
-fn argmax(p: &[f32]) -> usize {
-    (0..p.len())
-        .max_by(|&i, &j| p[i].total_cmp(&p[j]))
-        .unwrap_or(0)
 }
 
 /// The prediction for one audio file.

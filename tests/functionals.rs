@@ -37,7 +37,6 @@ fn f0_tracks_pyin_on_real_voiced_frames() {
         hop: (spec.hop_s * sr as f32).round() as usize,
         fmin: spec.fmin,
         fmax: spec.fmax,
-        threshold: 0.2,
     };
     assert_eq!(
         (params.frame, params.hop),

@@ -257,13 +257,9 @@ impl ClassicalTrained {
         })
     }
 
-    /// Class probabilities of every clip of `ds` (labels are ignored; `speaker` normalisation
-    /// groups the clips of `ds` by speaker when they carry no statistics).
-    pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, TrainError> {
-        Ok(self.predict(ds)?.0)
-    }
-
-    /// Probabilities and predicted classes (an SVM's are its pairwise votes).
+    /// Class probabilities and predicted classes of every clip of `ds` (an SVM's are its
+    /// pairwise votes; labels are ignored; `speaker` normalisation groups the clips of `ds` by
+    /// speaker when they carry no statistics).
     pub fn predict(&self, ds: &Dataset) -> Result<(Vec<Vec<f32>>, Vec<usize>), TrainError> {
         if ds.n_features != self.n_features {
             return Err(TrainError::Shape(format!(

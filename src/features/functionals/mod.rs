@@ -162,7 +162,6 @@ impl Functionals {
                 hop,
                 fmin: spec.fmin,
                 fmax: spec.fmax,
-                threshold: 0.2,
             },
         }
     }

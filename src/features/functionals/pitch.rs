@@ -2,9 +2,7 @@
 //! the pitch periods of voiced frames: local jitter, local shimmer (dB) and harmonics-to-noise
 //! ratio.
 //!
-//! * F0 and voicing: pYIN ([`super::pyin`]) in [`track`]; [`yin_frame`] is plain YIN (de
-//!   Cheveigné & Kawahara, JASA 2002: the first dip of d'(τ) below a threshold, parabolic
-//!   interpolation), kept for single frames.
+//! * F0 and voicing: pYIN ([`super::pyin`]) in [`track`].
 //! * Jitter (local) and shimmer (local, dB), as Praat defines them over glottal cycles: inside a
 //!   voiced frame the cycles are found by peak picking one period apart; jitter is the mean
 //!   absolute difference of consecutive periods over the mean period, shimmer the mean absolute
@@ -21,8 +19,6 @@ pub struct PitchParams {
     pub hop: usize,
     pub fmin: f32,
     pub fmax: f32,
-    /// YIN's absolute threshold on d'(τ) ([`yin_frame`] only; pYIN integrates over thresholds).
-    pub threshold: f32,
 }
 
 /// One analysis frame's pitch estimate.
@@ -55,84 +51,6 @@ fn frame_of(y: &[f32], start: usize, frame: usize) -> Vec<f32> {
         x[..end - start].copy_from_slice(&y[start..end]);
     }
     x
-}
-
-/// YIN on one frame: `(period in samples, d'(period), normalised autocorrelation at the period)`
-/// of the first dip below the threshold, or `None`.
-pub fn yin_frame(x: &[f32], p: &PitchParams) -> Option<(f32, f32, f32)> {
-    yin_dips(x, p, &[p.threshold])[0]
-}
-
-/// [`yin_frame`] for several thresholds at once (one difference function).
-pub fn yin_dips(x: &[f32], p: &PitchParams, thresholds: &[f32]) -> Vec<Option<(f32, f32, f32)>> {
-    let none = vec![None; thresholds.len()];
-    let tau_min = ((p.sample_rate / p.fmax).floor() as usize).max(2);
-    let tau_max = ((p.sample_rate / p.fmin).ceil() as usize).min(x.len() / 2);
-    if tau_max <= tau_min + 1 {
-        return none;
-    }
-    let w = x.len() - tau_max;
-    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    // d(τ) = Σ_j (x_j − x_{j+τ})² over the integration window of w samples.
-    let mut d = vec![0f64; tau_max + 1];
-    for (tau, dt) in d.iter_mut().enumerate().skip(1) {
-        let a = &x64[..w];
-        let b = &x64[tau..tau + w];
-        *dt = a.iter().zip(b).map(|(u, v)| (u - v) * (u - v)).sum();
-    }
-    let mut dn = vec![1f64; tau_max + 1];
-    let mut acc = 0f64;
-    for tau in 1..=tau_max {
-        acc += d[tau];
-        dn[tau] = if acc > 0.0 {
-            d[tau] * tau as f64 / acc
-        } else {
-            1.0
-        };
-    }
-    thresholds
-        .iter()
-        .map(|&thr| {
-            let mut tau = tau_min;
-            let found = loop {
-                if tau >= tau_max {
-                    break None;
-                }
-                if dn[tau] < thr as f64 {
-                    while tau + 1 < tau_max && dn[tau + 1] < dn[tau] {
-                        tau += 1;
-                    }
-                    break Some(tau);
-                }
-                tau += 1;
-            }?;
-            // Parabolic interpolation of d' around the dip.
-            let (a, b, c) = (dn[found - 1], dn[found], dn[found + 1]);
-            let den = a - 2.0 * b + c;
-            let shift = if den.abs() > 1e-12 {
-                (0.5 * (a - c) / den).clamp(-0.5, 0.5)
-            } else {
-                0.0
-            };
-            let period = found as f64 + shift;
-            // Normalised autocorrelation at the integer lag.
-            let a = &x64[..w];
-            let b = &x64[found..found + w];
-            let ab: f64 = a.iter().zip(b).map(|(u, v)| u * v).sum();
-            let aa: f64 = a.iter().map(|u| u * u).sum();
-            let bb: f64 = b.iter().map(|v| v * v).sum();
-            let r = if aa > 0.0 && bb > 0.0 {
-                ab / (aa * bb).sqrt()
-            } else {
-                0.0
-            };
-            Some((period as f32, b_min(dn[found]), r as f32))
-        })
-        .collect()
-}
-
-fn b_min(v: f64) -> f32 {
-    v.max(0.0) as f32
 }
 
 /// HNR in dB from a normalised autocorrelation, bounded to [-20, 40] dB.
@@ -247,7 +165,6 @@ mod tests {
             hop: (0.01 * sr) as usize,
             fmin: 60.0,
             fmax: 600.0,
-            threshold: 0.2,
         }
     }
 

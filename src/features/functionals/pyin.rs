@@ -239,14 +239,6 @@ impl Pyin {
                 (lo..=hi).map(|j| tri(i.abs_diff(j))).sum()
             })
             .collect();
-        // log P(bin i → bin j) for |i − j| ≤ half, indexed [i][j − i + half].
-        let band = 2 * half + 1;
-        let mut log_tr = vec![f64::NEG_INFINITY; nb * band];
-        for i in 0..nb {
-            for j in i.saturating_sub(half)..=(i + half).min(nb - 1) {
-                log_tr[i * band + j + half - i] = (tri(i.abs_diff(j)) / row_sum[i] + tiny).ln();
-            }
-        }
         let log_stay = (1.0 - SWITCH_PROB + tiny).ln();
         let log_switch = (SWITCH_PROB + tiny).ln();
         let mut delta = vec![(1.0 / ns as f64 + tiny).ln(); ns];
@@ -279,11 +271,12 @@ impl Pyin {
             }
         }
         // Per target bin, log P(bi → bj) for the source bins of its band, contiguous.
+        let band = 2 * half + 1;
         let mut into = vec![f64::NEG_INFINITY; nb * band];
         for bj in 0..nb {
             let lo = bj.saturating_sub(half);
             for bi in lo..=(bj + half).min(nb - 1) {
-                into[bj * band + bi - lo] = log_tr[bi * band + bj + half - bi];
+                into[bj * band + bi - lo] = (tri(bi.abs_diff(bj)) / row_sum[bi] + tiny).ln();
             }
         }
         // The best source of each block (voiced, unvoiced) for every target bin: the voicing
