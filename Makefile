@@ -25,7 +25,7 @@ BIN := $(CARGO_TARGET_DIR)/release/emolab
 VENV_STAMP := $(VENV)/.emolab-torch-$(TORCH_VERSION)
 
 .PHONY: help setup venv build demo test fmt lint clean bench-features bench-venv bench-train \
-	bench-baseline bench-accuracy bench-classical experiment sweep report test-setup
+	bench-baseline bench-accuracy bench-classical bench-encoders experiment sweep report test-setup
 
 help:
 	@echo "make setup   venv with torch==$(TORCH_VERSION) + release build (idempotent)"
@@ -39,6 +39,7 @@ help:
 	@echo "make bench-baseline [BASELINE_EXP=emodb_crnn]  openSMILE eGeMAPS + SVM on that experiment's folds, beside it"
 	@echo "make bench-accuracy [ACCURACY_EXPS=\"emodb_cnn emodb_crnn\"]  run them on EmoDB (\$$EMODB), then the baseline beside them"
 	@echo "make bench-classical [CLASSICAL_EXPS=...]  emolab's SVM / forest / logistic vs scikit-learn on the same vectors and folds"
+	@echo "make bench-encoders [BENCH_DEVICE=cuda]  emolab's encoders vs transformers (random tiny and base-sized configs)"
 	@echo "make fmt     cargo fmt"
 
 setup: build
@@ -83,8 +84,8 @@ BENCH_CORPUS ?= data/bench-cremad
 LIBROSA_VERSION := 0.11.0
 
 bench-venv: venv
-	@$(VENV)/bin/python -c "import librosa, joblib, opensmile, sklearn, pyarrow; assert librosa.__version__ == '$(LIBROSA_VERSION)'" 2>/dev/null \
-		|| $(VENV)/bin/python -m pip install --quiet librosa==$(LIBROSA_VERSION) joblib opensmile scikit-learn pyarrow
+	@$(VENV)/bin/python -c "import librosa, joblib, opensmile, sklearn, pyarrow, transformers, safetensors; assert librosa.__version__ == '$(LIBROSA_VERSION)'" 2>/dev/null \
+		|| $(VENV)/bin/python -m pip install --quiet librosa==$(LIBROSA_VERSION) joblib opensmile scikit-learn pyarrow transformers safetensors
 
 # Benchmarks are not tests: the seed's librosa path vs emolab featurize, side by side.
 bench-features: setup bench-venv
@@ -139,3 +140,9 @@ lint:
 
 clean:
 	cargo clean
+
+# Benchmark, not a test: encoder forward passes in emolab and in transformers, side by side
+# (randomly initialised configs built under data/bench-encoders; nothing is downloaded).
+ENCODER_CLIPS ?= 16
+bench-encoders: setup bench-venv
+	$(VENV)/bin/python benches/encoders.py --bin $(BIN) --threads $(BENCH_THREADS) --device $(BENCH_DEVICE) --clips $(ENCODER_CLIPS)

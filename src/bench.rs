@@ -110,3 +110,88 @@ pub fn train_speed(
         train_loss: r.history.iter().map(|h| h.train_loss).collect(),
     })
 }
+
+/// What an encoder timing run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct EncoderBench {
+    pub framework: &'static str,
+    pub model: String,
+    pub arch: String,
+    pub device: String,
+    pub threads: i32,
+    pub batch: usize,
+    pub clip_s: f32,
+    pub clips: usize,
+    pub load_s: f64,
+    pub seconds: f64,
+    pub clips_per_s: f64,
+    /// Seconds of audio embedded per second.
+    pub realtime: f64,
+}
+
+/// A deterministic speech-like test signal (the same one `benches/encoders.py` feeds
+/// `transformers`): a rising harmonic tone of `n` samples at 16 kHz.
+pub fn test_tone(n: usize) -> Vec<f32> {
+    let mut phase = 0f64;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / 16000.0;
+            phase += 2.0 * std::f64::consts::PI * (140.0 + 60.0 * t) / 16000.0;
+            let y: f64 = (1..6).map(|k| (k as f64 * phase).sin() / k as f64).sum();
+            (0.2 * y) as f32
+        })
+        .collect()
+}
+
+/// Time the hidden states of `clips` clips of `clip_s` seconds, `batch` at a time, after one
+/// warm-up batch: the part `emolab featurize` spends in the encoder.
+pub fn encoder_speed(
+    model: &Path,
+    clip_s: f32,
+    clips: usize,
+    batch: usize,
+    threads: i32,
+    device: tch::Device,
+    whisper_input: crate::encoders::WhisperInput,
+) -> Result<EncoderBench> {
+    if clips == 0 || batch == 0 {
+        bail!("--clips and --batch must be >= 1");
+    }
+    tch::set_num_threads(threads);
+    let start = std::time::Instant::now();
+    let enc = crate::encoders::Encoder::load(model, device)?;
+    let load_s = start.elapsed().as_secs_f64();
+    let y = test_tone((clip_s * 16000.0) as usize);
+    let group: Vec<&[f32]> = vec![&y[..]; batch];
+    let sync = || {
+        if let tch::Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    enc.forward(&group, whisper_input)?;
+    sync();
+    let start = std::time::Instant::now();
+    let mut done = 0;
+    while done < clips {
+        let n = batch.min(clips - done);
+        let out = enc.forward(&group[..n], whisper_input)?;
+        let _ = out.last.sum(tch::Kind::Float).double_value(&[]);
+        done += n;
+    }
+    sync();
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(EncoderBench {
+        framework: "emolab",
+        model: model.display().to_string(),
+        arch: enc.arch().name().into(),
+        device: format!("{device:?}"),
+        threads,
+        batch,
+        clip_s,
+        clips,
+        load_s,
+        seconds,
+        clips_per_s: clips as f64 / seconds,
+        realtime: clips as f64 * clip_s as f64 / seconds,
+    })
+}

@@ -21,6 +21,9 @@ pub struct Report {
     pub openmp: bool,
     pub cache_dir: String,
     pub results_dir: String,
+    pub models_dir: String,
+    /// Encoder folders found under the models folder: (folder, description or problem).
+    pub encoders: Vec<(String, String)>,
 }
 
 /// Where the feature cache lives (`EMOLAB_CACHE`, default `data/cache`).
@@ -52,6 +55,54 @@ fn gpu_names() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Where pretrained encoder folders are looked for (`EMOLAB_MODELS`, default `models`).
+pub fn models_dir() -> std::path::PathBuf {
+    std::env::var_os("EMOLAB_MODELS")
+        .map(Into::into)
+        .unwrap_or_else(|| "models".into())
+}
+
+/// Every folder with a `config.json` directly under `dir` (or two levels down, as
+/// `models/<org>/<name>`), described by architecture, size and parameter count.
+pub fn encoder_folders(dir: &std::path::Path) -> Vec<(String, String)> {
+    fn scan(d: &std::path::Path, depth: usize, found: &mut Vec<(String, String)>) {
+        if d.join("config.json").is_file() {
+            let what = match crate::encoders::Summary::of(d) {
+                Ok(s) => format!(
+                    "{} · {} layers × {} · {:.1} M parameters ({})",
+                    s.arch.name(),
+                    s.layers,
+                    s.hidden_size,
+                    s.parameters as f64 / 1e6,
+                    s.dtypes.join(", ")
+                ),
+                Err(e) => format!("unusable: {e}"),
+            };
+            found.push((d.display().to_string(), what));
+            return;
+        }
+        if depth == 2 {
+            return;
+        }
+        let mut subs: Vec<_> = std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        subs.sort();
+        for sub in subs {
+            scan(&sub, depth + 1, found);
+        }
+    }
+    let mut found = Vec::new();
+    if dir.is_dir() {
+        scan(dir, 0, &mut found);
+    }
+    found
 }
 
 pub fn report() -> Report {
@@ -86,6 +137,8 @@ pub fn report() -> Report {
         openmp: tch::utils::has_openmp(),
         cache_dir: abs(cache_dir()),
         results_dir: abs(results_dir()),
+        models_dir: abs(models_dir()),
+        encoders: encoder_folders(&models_dir()),
     }
 }
 
@@ -111,6 +164,14 @@ impl std::fmt::Display for Report {
             self.cpu_cores, self.torch_threads, self.rayon_threads, self.mkl, self.openmp
         )?;
         writeln!(f, "cache         {}", self.cache_dir)?;
-        write!(f, "results       {}", self.results_dir)
+        writeln!(f, "results       {}", self.results_dir)?;
+        write!(f, "encoders      {}", self.models_dir)?;
+        if self.encoders.is_empty() {
+            write!(f, ": none (see docs/encoders.md)")?;
+        }
+        for (dir, what) in &self.encoders {
+            write!(f, "\n  {dir}: {what}")?;
+        }
+        Ok(())
     }
 }

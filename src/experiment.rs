@@ -491,6 +491,10 @@ impl Experiment {
             .is_some_and(|p| p.is_mapping() && p.get("file").is_none());
         if !pipeline_is_whole {
             resolve_pipeline(&mut tree, file)?;
+            // A pipeline file may read the environment too (`encoder: {path: ${ENCODER_DIR}}`).
+            if let Some(p) = tree.get_mut("pipeline") {
+                expand_env(p, file)?;
+            }
         }
         // The preset (or family) names the model unless `model_name` says otherwise.
         let name = resolve_model(&mut tree, file)?;
@@ -598,9 +602,19 @@ impl Experiment {
                 frames: frames as i64,
             };
             let _rng = crate::train::torch_rng_guard();
-            raw.model
-                .build(&vs.root(), input, 2)
-                .map_err(|e| err(file, "model", e.to_string()))?;
+            // Without the encoder's folder its sizes are unknown: the model is built (and the
+            // folder demanded) when the run starts.
+            if input.bins > 0 {
+                raw.model
+                    .build(&vs.root(), input, 2)
+                    .map_err(|e| err(file, "model", e.to_string()))?;
+            }
+        }
+        if check_corpus {
+            if let Some(e) = &pipeline.encoder {
+                e.resolve()
+                    .map_err(|er| err(file, "pipeline.encoder.path", er.to_string()))?;
+            }
         }
         Ok(Experiment {
             file: file.to_path_buf(),

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod config;
 pub mod corpus;
 pub mod doctor;
+pub mod encoders;
 pub mod ensemble;
 pub mod experiment;
 pub mod features;

@@ -212,6 +212,32 @@ enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Time a pretrained encoder's forward pass (all hidden states) on a synthetic tone;
+    /// `benches/encoders.py` does the same with `transformers`.
+    #[command(after_help = "Examples:
+  emolab bench encoder --model models/wavlm-base-plus --clip-s 4 --clips 16
+  emolab bench encoder --model models/whisper-small --batch 8 --device cuda --json out.json")]
+    Encoder {
+        #[arg(long)]
+        model: PathBuf,
+        /// Seconds per clip.
+        #[arg(long, default_value_t = 4.0)]
+        clip_s: f32,
+        #[arg(long, default_value_t = 16)]
+        clips: usize,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: i32,
+        /// cpu or cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Whisper: padded (30 s, as trained) or cropped.
+        #[arg(long, default_value = "padded")]
+        whisper_input: String,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -545,6 +571,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
             opts.bootstrap = a.bootstrap;
             opts.seed = a.seed;
             println!("{}", emolab::report::generate(&opts)?);
+        }
+        Command::Bench(BenchCommand::Encoder {
+            model,
+            clip_s,
+            clips,
+            batch,
+            threads,
+            device,
+            whisper_input,
+            json,
+        }) => {
+            let device = match device.as_str() {
+                "cpu" => tch::Device::Cpu,
+                "cuda" => tch::Device::Cuda(0),
+                d => anyhow::bail!("--device {d}: cpu or cuda"),
+            };
+            let input: emolab::encoders::WhisperInput = serde_yaml::from_str(&whisper_input)
+                .map_err(|_| {
+                    anyhow::anyhow!("--whisper-input {whisper_input}: padded or cropped")
+                })?;
+            let r =
+                emolab::bench::encoder_speed(&model, clip_s, clips, batch, threads, device, input)?;
+            println!(
+                "emolab {} ({}) on {} ({} threads, batch {}): {} clips of {} s in {:.3} s = {:.2} clips/s ({:.1}x realtime)",
+                r.model, r.arch, r.device, r.threads, r.batch, r.clips, r.clip_s, r.seconds, r.clips_per_s, r.realtime
+            );
+            if let Some(p) = json {
+                emolab::util::atomic_write_bytes(&p, serde_json::to_string_pretty(&r)?.as_bytes())?;
+            }
         }
         Command::Bench(BenchCommand::Train {
             cache_dir,

@@ -7,6 +7,7 @@
 pub mod augment;
 pub mod delta;
 pub mod dsp;
+pub mod embeddings;
 pub mod frames;
 pub mod functionals;
 pub mod pipeline;
@@ -17,6 +18,15 @@ pub use stage::{featurize, FeaturizeReport};
 
 use dsp::{DbParams, DbRef, DspError, MelExtractor, MfccTransform};
 
+/// Errors of building or running a feature extractor.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error(transparent)]
+    Dsp(#[from] DspError),
+    #[error(transparent)]
+    Encoder(#[from] crate::encoders::EncoderError),
+}
+
 /// Everything needed to turn one waveform into its feature matrix under a pipeline; built once,
 /// shared by all threads.
 pub struct FeatureExtractor {
@@ -25,13 +35,14 @@ pub struct FeatureExtractor {
     mfcc: Option<MfccTransform>,
     deltas: Option<pipeline::DeltaSpec>,
     functionals: Option<functionals::Functionals>,
+    embedder: Option<embeddings::Embedder>,
     frames: pipeline::FramesSpec,
     n_bins: usize,
     n_features: usize,
 }
 
 impl FeatureExtractor {
-    pub fn new(p: &Pipeline) -> Result<Self, DspError> {
+    pub fn new(p: &Pipeline) -> Result<Self, FeatureError> {
         let db = p.db.as_ref().map(|d| DbParams {
             reference: match d.reference {
                 pipeline::DbRef::Max => DbRef::Max,
@@ -53,6 +64,11 @@ impl FeatureExtractor {
                 .functionals
                 .as_ref()
                 .map(|f| functionals::Functionals::new(f, p.sample_rate)),
+            embedder: p
+                .encoder
+                .as_ref()
+                .map(|e| embeddings::Embedder::new(e, tch::Device::cuda_if_available()))
+                .transpose()?,
             frames: p.frames.clone(),
             n_bins: p.n_bins(),
             n_features: p.n_features(),
@@ -60,9 +76,17 @@ impl FeatureExtractor {
     }
 
     /// Features of mono samples at the pipeline's rate: (frames, frame-major values).
-    pub fn compute(&self, y: &[f32]) -> Result<(usize, Vec<f32>), DspError> {
+    pub fn compute(&self, y: &[f32]) -> Result<(usize, Vec<f32>), FeatureError> {
         if let Some(f) = &self.functionals {
             return Ok((1, f.compute(y)));
+        }
+        if let Some(e) = &self.embedder {
+            let (n, mut data) = e.embed(y)?;
+            if n == 1 && self.frames.mode == pipeline::FrameMode::None {
+                return Ok((1, data));
+            }
+            let n = frames::apply(&self.frames, &mut data, self.n_features);
+            return Ok((n, data));
         }
         let mut spec = self.mel.power_mel(y);
         if let Some(db) = &self.db {

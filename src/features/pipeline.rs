@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::dsp::MelParams;
+pub use super::embeddings::EncoderSpec;
 pub use super::functionals::FunctionalsSpec;
 use crate::config::{load_yaml, ConfigError};
 
@@ -282,6 +283,10 @@ pub struct Pipeline {
     /// [`crate::features::functionals`]); the mel settings are then unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub functionals: Option<FunctionalsSpec>,
+    /// Hidden states of a pretrained speech encoder instead of a spectrogram (see
+    /// [`crate::features::embeddings`]); the mel settings are then unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<EncoderSpec>,
     #[serde(default)]
     pub frames: FramesSpec,
     #[serde(default)]
@@ -364,6 +369,35 @@ impl Pipeline {
                 );
             }
         }
+        if let Some(e) = &self.encoder {
+            if let Err((key, msg)) = e.check(self.sample_rate) {
+                let key = if key == "sample_rate" {
+                    key.to_string()
+                } else {
+                    format!("encoder.{key}")
+                };
+                return bad(&key, msg);
+            }
+            if self.mfcc.is_some() || self.deltas.is_some() || self.functionals.is_some() {
+                return bad(
+                    "encoder",
+                    "an encoder pipeline makes its own features: remove `mfcc`, `deltas` and `functionals`".into(),
+                );
+            }
+            if e.pooling != super::embeddings::Pooling::None && self.frames.mode != FrameMode::None
+            {
+                return bad(
+                    "frames",
+                    "pooled embeddings are one vector per clip: leave `frames` out (or use `pooling: none`)".into(),
+                );
+            }
+            if self.frames.mode == FrameMode::Mean {
+                return bad(
+                    "frames",
+                    "use `pooling: mean` instead of `frames: {mode: mean}`".into(),
+                );
+            }
+        }
         match (self.frames.mode, self.frames.size) {
             (FrameMode::None | FrameMode::Mean, _) => {}
             (_, None) => {
@@ -430,12 +464,21 @@ impl Pipeline {
         if let Some(f) = &self.functionals {
             return f.len();
         }
+        if let Some(e) = &self.encoder {
+            // 0 until the model folder exists (a clear error comes from featurize then).
+            return e.width().unwrap_or(0);
+        }
         self.mfcc.as_ref().map_or(self.n_mels, |m| m.n)
     }
 
     /// Whether every clip is one vector (functionals, or the mean over frames).
     pub fn clip_vectors(&self) -> bool {
-        self.functionals.is_some() || self.frames.mode == FrameMode::Mean
+        self.functionals.is_some()
+            || self.frames.mode == FrameMode::Mean
+            || self
+                .encoder
+                .as_ref()
+                .is_some_and(|e| e.pooling != super::embeddings::Pooling::None)
     }
 
     /// Names of the values of a clip vector (functionals, or the mean of each bin), in order;
@@ -443,6 +486,9 @@ impl Pipeline {
     pub fn feature_names(&self) -> Option<Vec<String>> {
         if let Some(f) = &self.functionals {
             return Some(super::functionals::Functionals::new(f, self.sample_rate).names());
+        }
+        if let Some(e) = &self.encoder {
+            return if self.clip_vectors() { e.names() } else { None };
         }
         if self.frames.mode != FrameMode::Mean {
             return None;
@@ -458,6 +504,9 @@ impl Pipeline {
 
     /// Channels per frame: 1, plus one per delta order.
     pub fn channels(&self) -> usize {
+        if let Some(e) = &self.encoder {
+            return e.layer_indices().map_or(1, |l| l.len());
+        }
         1 + self.deltas.as_ref().map_or(0, |d| d.order)
     }
 
@@ -475,7 +524,14 @@ impl Pipeline {
         shape.augment.clear();
         shape.seed = 0;
         shape.win_length = Some(self.win_length.unwrap_or(self.n_fft));
+        if let Some(e) = &mut shape.encoder {
+            // The checkpoint's content, not where it lies, decides the embeddings.
+            e.path = std::path::PathBuf::new();
+        }
         let mut json = serde_json::to_string(&shape).expect("serialisable");
+        if let Some(e) = &self.encoder {
+            json.push_str(&e.key_part());
+        }
         if self.functionals.is_some() {
             // A new definition of a descriptor must not reuse vectors cached by the old one.
             json.push_str(&format!(

@@ -13,6 +13,7 @@ pub mod cnn;
 pub mod cnn_lstm;
 pub mod crnn;
 pub mod pool;
+pub mod probe;
 pub mod rnn;
 pub mod transformer;
 pub mod vector;
@@ -37,6 +38,8 @@ pub enum ModelSpec {
     Transformer(transformer::TransformerSpec),
     /// Networks over one vector per clip (MLP, the seed's Conv1D / LSTM models).
     Vector(vector::VectorSpec),
+    /// A weighted sum of encoder layers and a head ([`probe`]).
+    Probe(probe::ProbeSpec),
     /// Classical models over clip vectors ([`classical`]).
     Svm(classical::svm::SvmSpec),
     RandomForest(classical::forest::ForestSpec),
@@ -85,6 +88,8 @@ impl ModelSpec {
             "seed_lstm" => ModelSpec::Vector(vector::VectorSpec::seed_lstm()),
             "seed_cnn_lstm" => ModelSpec::Vector(vector::VectorSpec::seed_cnn_lstm()),
             "seed_cnn_bilstm" => ModelSpec::Vector(vector::VectorSpec::seed_cnn_bilstm()),
+            "probe" => ModelSpec::Probe(probe::ProbeSpec::default()),
+            "probe_linear" => ModelSpec::Probe(probe::ProbeSpec::linear()),
             "seed_rf" => ModelSpec::RandomForest(classical::forest::ForestSpec::seed()),
             "svm" => ModelSpec::Svm(Default::default()),
             "svm_linear" => ModelSpec::Svm(classical::svm::SvmSpec {
@@ -111,8 +116,10 @@ impl ModelSpec {
     ];
 
     /// The presets over one vector per clip (networks and classical models).
-    pub const VECTOR_PRESETS: [&'static str; 5] = [
+    pub const VECTOR_PRESETS: [&'static str; 7] = [
         "mlp",
+        "probe",
+        "probe_linear",
         "seed_conv1d",
         "seed_lstm",
         "seed_cnn_lstm",
@@ -142,6 +149,7 @@ impl ModelSpec {
             ModelSpec::Crnn(_) => "crnn",
             ModelSpec::Transformer(_) => "transformer",
             ModelSpec::Vector(_) => "vector",
+            ModelSpec::Probe(_) => "probe",
             ModelSpec::Svm(_) => "svm",
             ModelSpec::RandomForest(_) => "random_forest",
             ModelSpec::Logistic(_) => "logistic",
@@ -184,6 +192,7 @@ impl ModelSpec {
                 Box::new(transformer::Transformer::new(path, s, input, n_classes)?)
             }
             ModelSpec::Vector(s) => Box::new(vector::VectorNet::new(path, s, input, n_classes)?),
+            ModelSpec::Probe(s) => Box::new(probe::Probe::new(path, s, input, n_classes)?),
             ModelSpec::Svm(_) | ModelSpec::RandomForest(_) | ModelSpec::Logistic(_) => {
                 return Err(invalid(
                     self.family(),

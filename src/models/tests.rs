@@ -233,3 +233,52 @@ fn vector_presets_build_and_fit_clip_vectors() {
         .to_string();
     assert!(e.contains("vector"), "{e}");
 }
+
+/// The probe learns to weight the one layer (channel) that carries the classes.
+#[test]
+fn probe_weights_the_informative_layer() {
+    let (layers, d, classes, n) = (4i64, 16i64, 3i64, 48i64);
+    tch::manual_seed(4);
+    let labels = Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(classes);
+    let x = Tensor::randn([n, layers, d, 1], (Kind::Float, Device::Cpu));
+    for i in 0..n {
+        let c = i % classes;
+        // Only layer 2 says which class: values 5c..5c+5 raised.
+        let _ = x.get(i).get(2).narrow(0, 5 * c, 5).g_add_scalar_(3.0);
+    }
+    let vs = nn::VarStore::new(Device::Cpu);
+    let spec = crate::models::probe::ProbeSpec::linear();
+    let probe = crate::models::probe::Probe::new(
+        &vs.root(),
+        &spec,
+        Input {
+            channels: layers,
+            bins: d,
+            frames: 1,
+        },
+        classes,
+    )
+    .unwrap();
+    let w0 = Vec::<f32>::try_from(probe.layer_weights()).unwrap();
+    assert!(w0.iter().all(|w| (w - 0.25).abs() < 1e-6), "{w0:?}");
+    let mut opt = nn::Adam::default().build(&vs, 1e-2).unwrap();
+    for _ in 0..300 {
+        let loss = probe
+            .forward(&x, None, true)
+            .cross_entropy_for_logits(&labels);
+        opt.backward_step(&loss);
+    }
+    let w = Vec::<f32>::try_from(probe.layer_weights()).unwrap();
+    let best = (0..4)
+        .max_by(|&a, &b| w[a].partial_cmp(&w[b]).unwrap())
+        .unwrap();
+    assert_eq!(best, 2, "layer weights {w:?}");
+    let acc = probe
+        .forward(&x, None, false)
+        .argmax(-1, false)
+        .eq_tensor(&labels)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+        .double_value(&[]);
+    assert!(acc >= 0.95, "training accuracy {acc}");
+}

@@ -1,0 +1,213 @@
+//! The Whisper encoder (Radford et al., "Robust Speech Recognition via Large-Scale Weak
+//! Supervision", ICML 2023) with its own front end.
+//!
+//! Front end (`WhisperFeatureExtractor`, torch path): the clip zero-padded (or cut) to 30 s,
+//! STFT with a 400-point periodic Hann window and hop 160, centred with reflection, power
+//! spectrum without the last frame, a Slaney mel filterbank (80 or 128 bands, 0-8 kHz), log10
+//! floored at 1e-10, clipped at 8 below the clip's maximum, then `(x + 4) / 4`. Encoder: two
+//! GELU convolutions (the second with stride 2: 50 frames/s), sinusoidal positions learned as
+//! an embedding, pre-norm transformer layers (no key bias) and a final layer norm. Mirrors
+//! `transformers.models.whisper` (eval mode); the last hidden state is the layer-normed one, as
+//! `transformers` reports it.
+
+use tch::{Device, Kind, Tensor};
+
+use super::config::{Preprocessor, WhisperConfig};
+use super::weights::Weights;
+use super::{Activation, EncoderError, Hidden, LayerNorm, Linear, SelfAttention, WhisperInput};
+use crate::features::dsp::mel::{MelFilterbank, MelFilterbankSpec, MelScale};
+
+struct Layer {
+    attn: SelfAttention,
+    norm1: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    norm2: LayerNorm,
+}
+
+pub struct Whisper {
+    conv1: (Tensor, Tensor),
+    conv2: (Tensor, Tensor),
+    positions: Tensor,
+    layers: Vec<Layer>,
+    norm: LayerNorm,
+    act: Activation,
+    /// `[n_mels, n_fft / 2 + 1]`.
+    mel: Tensor,
+    window: Tensor,
+    n_fft: i64,
+    hop: i64,
+    /// Samples of the 30 s window.
+    n_samples: i64,
+}
+
+impl Whisper {
+    pub fn load(w: &mut Weights, c: &WhisperConfig, p: &Preprocessor, device: Device) -> Whisper {
+        let d = c.d_model;
+        let m = c.num_mel_bins;
+        let conv = |w: &mut Weights, name: &str, inp: i64| {
+            (
+                w.get(
+                    &format!("{name}.weight"),
+                    &[d, inp, 3],
+                    "d_model / num_mel_bins",
+                ),
+                w.get(&format!("{name}.bias"), &[d], "d_model"),
+            )
+        };
+        let conv1 = conv(w, "conv1", m);
+        let conv2 = conv(w, "conv2", d);
+        let positions = w.get(
+            "embed_positions.weight",
+            &[c.max_source_positions, d],
+            "max_source_positions",
+        );
+        let layers = (0..c.encoder_layers)
+            .map(|i| {
+                let p = format!("layers.{i}");
+                let f = c.encoder_ffn_dim;
+                Layer {
+                    attn: SelfAttention::load(
+                        w,
+                        &format!("{p}.self_attn"),
+                        d,
+                        c.encoder_attention_heads,
+                        false,
+                        "d_model",
+                    ),
+                    norm1: LayerNorm::load(
+                        w,
+                        &format!("{p}.self_attn_layer_norm"),
+                        d,
+                        1e-5,
+                        "d_model",
+                    ),
+                    fc1: Linear::load(w, &format!("{p}.fc1"), f, d, true, "encoder_ffn_dim"),
+                    fc2: Linear::load(w, &format!("{p}.fc2"), d, f, true, "encoder_ffn_dim"),
+                    norm2: LayerNorm::load(w, &format!("{p}.final_layer_norm"), d, 1e-5, "d_model"),
+                }
+            })
+            .collect();
+        let norm = LayerNorm::load(w, "layer_norm", d, 1e-5, "d_model");
+        let bank = MelFilterbank::new(&MelFilterbankSpec {
+            sample_rate: 16000.0,
+            n_fft: p.n_fft as usize,
+            n_mels: m as usize,
+            fmin: 0.0,
+            fmax: 8000.0,
+            scale: MelScale::Slaney,
+            slaney_norm: true,
+        });
+        let mel = Tensor::from_slice(&bank.to_dense())
+            .view([m, p.n_fft / 2 + 1])
+            .to_device(device);
+        Whisper {
+            conv1,
+            conv2,
+            positions,
+            layers,
+            norm,
+            act: Activation::parse(&c.activation_function).expect("checked"),
+            mel,
+            window: Tensor::hann_window(p.n_fft, (Kind::Float, device)),
+            n_fft: p.n_fft,
+            hop: p.hop_length,
+            n_samples: p.chunk_length * 16000,
+        }
+    }
+
+    /// Log-mel input features `[B, n_mels, 3000]` of clips padded or cut to 30 s.
+    pub fn log_mel(&self, clips: &[&[f32]], device: Device) -> Tensor {
+        let n = self.n_samples as usize;
+        let mut flat = vec![0f32; clips.len() * n];
+        for (i, c) in clips.iter().enumerate() {
+            let k = c.len().min(n);
+            flat[i * n..i * n + k].copy_from_slice(&c[..k]);
+        }
+        let x = Tensor::from_slice(&flat)
+            .view([clips.len() as i64, 1, self.n_samples])
+            .to_device(device);
+        let x = x
+            .reflection_pad1d([self.n_fft / 2, self.n_fft / 2])
+            .squeeze_dim(1);
+        let spec = x.stft(
+            self.n_fft,
+            self.hop,
+            self.n_fft,
+            Some(&self.window),
+            false,
+            true,
+            true,
+            false,
+        );
+        let frames = spec.size()[2];
+        let power = spec
+            .abs()
+            .pow_tensor_scalar(2)
+            .narrow(2, 0, frames - 1)
+            .contiguous();
+        let mel = self.mel.matmul(&power);
+        let log = mel.clamp_min(1e-10).log10();
+        let max = log.amax([1i64, 2].as_slice(), true);
+        (log.maximum(&(max - 8.0)) + 4.0) / 4.0
+    }
+
+    /// Output frames covering `samples` of audio (two mel frames each).
+    pub fn frames_for(&self, samples: usize) -> i64 {
+        let mel = (samples as i64 + self.hop - 1) / self.hop;
+        ((mel + 1) / 2).min(self.positions.size()[0])
+    }
+
+    pub fn forward(
+        &self,
+        clips: &[&[f32]],
+        input: WhisperInput,
+        device: Device,
+    ) -> Result<Hidden, EncoderError> {
+        if let Some(c) = clips.iter().find(|c| c.len() as i64 > self.n_samples) {
+            return Err(EncoderError::Input(format!(
+                "a clip of {:.1} s is longer than Whisper's {} s window (the feature stage cuts long clips into chunks)",
+                c.len() as f64 / 16000.0,
+                self.n_samples / 16000
+            )));
+        }
+        let feats = self.log_mel(clips, device);
+        let lengths: Vec<i64> = clips.iter().map(|c| self.frames_for(c.len())).collect();
+        let feats = match input {
+            WhisperInput::Padded => feats,
+            WhisperInput::Cropped => {
+                let longest = *lengths.iter().max().expect("clips");
+                feats.narrow(2, 0, 2 * longest)
+            }
+        };
+        Ok(self.encode(&feats, lengths))
+    }
+
+    /// The encoder on input features `[B, n_mels, 2T]` (T ≤ max_source_positions).
+    pub fn encode(&self, feats: &Tensor, lengths: Vec<i64>) -> Hidden {
+        let h = self
+            .act
+            .apply(&feats.conv1d(&self.conv1.0, Some(&self.conv1.1), [1], [1], [1], 1));
+        let h = self
+            .act
+            .apply(&h.conv1d(&self.conv2.0, Some(&self.conv2.1), [2], [1], [1], 1));
+        let h = h.permute([0, 2, 1]);
+        let t = h.size()[1];
+        let mut h = h + self.positions.narrow(0, 0, t);
+        let mut states = vec![h.shallow_clone()];
+        for l in &self.layers {
+            h = &h + l.attn.forward(&l.norm1.forward(&h), None);
+            h = &h
+                + l.fc2
+                    .forward(&self.act.apply(&l.fc1.forward(&l.norm2.forward(&h))));
+            states.push(h.shallow_clone());
+        }
+        let last = self.norm.forward(&h);
+        *states.last_mut().expect("states") = last.shallow_clone();
+        Hidden {
+            states,
+            last,
+            lengths,
+        }
+    }
+}

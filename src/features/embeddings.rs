@@ -1,0 +1,366 @@
+//! Encoder embeddings as features: a pipeline with `encoder: {path, layers, pooling}` runs a
+//! pretrained speech encoder ([`crate::encoders`]) over every clip (and augmented variant) and
+//! caches, per clip, the chosen layers' hidden states pooled over time (`mean`, or `mean_std`:
+//! mean and standard deviation) or, with `pooling: none`, their frame sequences.
+//!
+//! Layout in the cache: one "channel" per chosen layer, so a clip is `layers × width` values
+//! per frame (width = hidden size, twice that for `mean_std`) and one frame when pooled; the
+//! `probe` model family learns a softmax-weighted sum over those channels (SUPERB, Yang et al.,
+//! Interspeech 2021), and any clip-vector model (SVM, MLP, ...) reads the flattened vector.
+//!
+//! Clips longer than `chunk_s` are cut into consecutive pieces (bounded memory; Whisper's
+//! window at most), each encoded alone; pooling runs over the frames of every piece. The cache
+//! is keyed by the checkpoint's content hash ([`crate::encoders::weights::content_hash`]), not
+//! by its folder name, so moving a model keeps its embeddings and replacing it recomputes them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoders::{Arch, Encoder, EncoderError, ModelConfig, WhisperInput};
+
+/// Version of the embedding layout and pooling, part of the cache key.
+pub const EMBEDDINGS_VERSION: u32 = 1;
+
+/// Which hidden states to keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(untagged)]
+pub enum Layers {
+    /// `all`: every hidden state (0 = the input of the first transformer layer).
+    #[default]
+    #[serde(with = "all")]
+    All,
+    List(Vec<usize>),
+}
+
+mod all {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("all")
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "all" {
+            Ok(())
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "layers: `all` or a list of indices, got `{s}`"
+            )))
+        }
+    }
+}
+
+/// Pooling over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    #[default]
+    Mean,
+    MeanStd,
+    /// Frame sequences (50 per second): large; choose one or a few layers.
+    None,
+}
+
+fn d_chunk() -> f32 {
+    20.0
+}
+
+/// `encoder:` block of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderSpec {
+    /// A Hugging Face model folder (`config.json` + `model.safetensors`).
+    pub path: PathBuf,
+    /// The architecture expected there (checked against `config.json`); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Arch>,
+    #[serde(default)]
+    pub layers: Layers,
+    #[serde(default)]
+    pub pooling: Pooling,
+    /// Longest piece of a clip one forward pass sees, seconds.
+    #[serde(default = "d_chunk")]
+    pub chunk_s: f32,
+    /// Whisper only: `padded` (30 s, as trained) or `cropped` (the clip's own frames).
+    #[serde(default)]
+    pub whisper_input: WhisperInput,
+}
+
+/// What a model folder is, read once per process.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub arch: Arch,
+    pub hidden: usize,
+    /// Hidden states (layers + 1).
+    pub states: usize,
+    pub hash: String,
+}
+
+static RESOLVED: LazyLock<Mutex<HashMap<PathBuf, Resolved>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+impl EncoderSpec {
+    /// The folder's architecture, sizes and content hash (memoised per process).
+    pub fn resolve(&self) -> Result<Resolved, EncoderError> {
+        let key = self
+            .path
+            .canonicalize()
+            .unwrap_or_else(|_| self.path.clone());
+        if let Some(r) = RESOLVED.lock().expect("not poisoned").get(&key) {
+            return Ok(r.clone());
+        }
+        if !self.path.is_dir() {
+            return Err(EncoderError::Folder {
+                dir: self.path.clone(),
+                message: "not found: download the checkpoint there first (e.g. \
+                          `huggingface-cli download microsoft/wavlm-base-plus --local-dir \
+                          models/wavlm-base-plus`; see docs/encoders.md), or point \
+                          `encoder.path` / $ENCODER_DIR at it"
+                    .into(),
+            });
+        }
+        let cfg = ModelConfig::load(&self.path)?;
+        let r = Resolved {
+            arch: cfg.arch(),
+            hidden: cfg.hidden_size() as usize,
+            states: cfg.layers() as usize + 1,
+            hash: crate::encoders::weights::content_hash(&self.path)?,
+        };
+        RESOLVED
+            .lock()
+            .expect("not poisoned")
+            .insert(key, r.clone());
+        Ok(r)
+    }
+
+    /// Values that parse but cannot work: `(key, message)`.
+    pub fn check(&self, sample_rate: u32) -> Result<(), (&'static str, String)> {
+        if sample_rate != 16000 {
+            return Err((
+                "sample_rate",
+                format!("encoders run at 16 kHz: set sample_rate: 16000 (got {sample_rate})"),
+            ));
+        }
+        if !(self.chunk_s >= 1.0 && self.chunk_s.is_finite()) {
+            return Err(("chunk_s", format!("must be >= 1 s, got {}", self.chunk_s)));
+        }
+        if !self.path.is_dir() {
+            // Checked for real where the encoder is needed (featurize, predict).
+            return Ok(());
+        }
+        let r = self.resolve().map_err(|e| ("path", e.to_string()))?;
+        if let Some(k) = self.kind {
+            if k != r.arch {
+                return Err((
+                    "kind",
+                    format!(
+                        "{} holds a {} model, not {}",
+                        self.path.display(),
+                        r.arch.name(),
+                        k.name()
+                    ),
+                ));
+            }
+        }
+        if let Layers::List(l) = &self.layers {
+            if l.is_empty() {
+                return Err(("layers", "give at least one layer, or `all`".into()));
+            }
+            if let Some(i) = l.iter().find(|&&i| i >= r.states) {
+                return Err((
+                    "layers",
+                    format!(
+                        "layer {i} does not exist: the model has hidden states 0..={}",
+                        r.states - 1
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The chosen hidden-state indices (needs the folder).
+    pub fn layer_indices(&self) -> Option<Vec<usize>> {
+        match &self.layers {
+            Layers::List(l) => Some(l.clone()),
+            Layers::All => self.resolve().ok().map(|r| (0..r.states).collect()),
+        }
+    }
+
+    /// Values per frame and layer.
+    pub fn width(&self) -> Option<usize> {
+        let h = self.resolve().ok()?.hidden;
+        Some(if self.pooling == Pooling::MeanStd {
+            2 * h
+        } else {
+            h
+        })
+    }
+
+    /// Names of a pooled clip vector: `l{layer}_mean{j}` (and `l{layer}_std{j}`).
+    pub fn names(&self) -> Option<Vec<String>> {
+        let layers = self.layer_indices()?;
+        let h = self.resolve().ok()?.hidden;
+        let stats: &[&str] = if self.pooling == Pooling::MeanStd {
+            &["mean", "std"]
+        } else {
+            &["mean"]
+        };
+        Some(
+            layers
+                .iter()
+                .flat_map(|l| {
+                    stats
+                        .iter()
+                        .flat_map(move |s| (0..h).map(move |j| format!("l{l}_{s}{j}")))
+                })
+                .collect(),
+        )
+    }
+
+    /// What the cache key holds in place of the folder: the content hash and the version.
+    pub fn key_part(&self) -> String {
+        let hash = self
+            .resolve()
+            .map(|r| r.hash)
+            .unwrap_or_else(|_| format!("unresolved:{}", self.path.display()));
+        format!("|encoder-{hash}|embeddings-v{EMBEDDINGS_VERSION}")
+    }
+}
+
+/// An encoder ready to embed clips under a spec.
+pub struct Embedder {
+    encoder: Mutex<Encoder>,
+    layers: Vec<usize>,
+    pooling: Pooling,
+    chunk: usize,
+    min: usize,
+    whisper_input: WhisperInput,
+    hidden: usize,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Embedder(layers {:?}, {:?})", self.layers, self.pooling)
+    }
+}
+
+impl Embedder {
+    pub fn new(spec: &EncoderSpec, device: tch::Device) -> Result<Embedder, EncoderError> {
+        spec.resolve()?;
+        let encoder = Encoder::load(&spec.path, device)?;
+        let layers = spec.layer_indices().expect("resolved");
+        let mut chunk = (spec.chunk_s * 16000.0) as usize;
+        if let Some(m) = encoder.max_samples() {
+            chunk = chunk.min(m);
+        }
+        Ok(Embedder {
+            min: encoder.min_samples(),
+            hidden: encoder.hidden_size(),
+            encoder: Mutex::new(encoder),
+            layers,
+            pooling: spec.pooling,
+            chunk,
+            whisper_input: spec.whisper_input,
+        })
+    }
+
+    /// Values per frame: layers × width.
+    pub fn n_features(&self) -> usize {
+        let w = if self.pooling == Pooling::MeanStd {
+            2 * self.hidden
+        } else {
+            self.hidden
+        };
+        self.layers.len() * w
+    }
+
+    /// A clip's features: `(frames, frame-major values)`.
+    pub fn embed(&self, y: &[f32]) -> Result<(usize, Vec<f32>), EncoderError> {
+        let mut padded;
+        let y = if y.len() < self.min {
+            padded = y.to_vec();
+            padded.resize(self.min, 0.0);
+            &padded[..]
+        } else {
+            y
+        };
+        // Equal pieces of at most `chunk` samples (each at least half a chunk, so never
+        // shorter than the receptive field).
+        let pieces = y.len().div_ceil(self.chunk).max(1);
+        let step = y.len().div_ceil(pieces);
+        let bounds: Vec<(usize, usize)> = (0..pieces)
+            .map(|i| (i * step, ((i + 1) * step).min(y.len())))
+            .filter(|(s, e)| e > s)
+            .collect();
+        let l = self.layers.len();
+        let h = self.hidden;
+        let mut sum = vec![0f64; l * h];
+        let mut sq = vec![0f64; l * h];
+        let mut frames_total = 0usize;
+        let mut seq: Vec<f32> = Vec::new();
+        let enc = self.encoder.lock().expect("not poisoned");
+        for (s, e) in bounds {
+            let out = enc.forward(&[&y[s..e]], self.whisper_input)?;
+            let n = out.lengths[0];
+            let picked: Vec<Vec<f32>> = self
+                .layers
+                .iter()
+                .map(|&i| {
+                    Vec::<f32>::try_from(
+                        out.states[i]
+                            .get(0)
+                            .narrow(0, 0, n)
+                            .to_device(tch::Device::Cpu)
+                            .to_kind(tch::Kind::Float)
+                            .contiguous()
+                            .flatten(0, -1),
+                    )
+                    .expect("f32 tensor")
+                })
+                .collect();
+            let n = n as usize;
+            if self.pooling == Pooling::None {
+                for t in 0..n {
+                    for p in &picked {
+                        seq.extend_from_slice(&p[t * h..(t + 1) * h]);
+                    }
+                }
+            } else {
+                for (li, p) in picked.iter().enumerate() {
+                    for t in 0..n {
+                        for j in 0..h {
+                            let v = p[t * h + j] as f64;
+                            sum[li * h + j] += v;
+                            sq[li * h + j] += v * v;
+                        }
+                    }
+                }
+            }
+            frames_total += n;
+        }
+        if self.pooling == Pooling::None {
+            return Ok((frames_total, seq));
+        }
+        let n = frames_total.max(1) as f64;
+        let mut out = Vec::with_capacity(self.n_features());
+        for li in 0..l {
+            let mean: Vec<f64> = (0..h).map(|j| sum[li * h + j] / n).collect();
+            out.extend(mean.iter().map(|&m| m as f32));
+            if self.pooling == Pooling::MeanStd {
+                out.extend(
+                    (0..h)
+                        .map(|j| ((sq[li * h + j] / n - mean[j] * mean[j]).max(0.0)).sqrt() as f32),
+                );
+            }
+        }
+        Ok((1, out))
+    }
+}
+
+/// Whether a folder looks like a model folder (for `emolab doctor`).
+pub fn is_model_folder(dir: &Path) -> bool {
+    dir.join("config.json").is_file()
+}

@@ -1,0 +1,123 @@
+//! The probe over encoder layers (SUPERB, Yang et al., Interspeech 2021; EmoBox, Ma et al.,
+//! Interspeech 2024): a learned softmax-weighted sum of the hidden states of every layer, then a
+//! linear or MLP head.
+//!
+//! Input: the `encoder` pipelines' layout, one channel per layer: `[B, layers, width, frames]`
+//! (frames = 1 for pooled embeddings; with `pooling: none` the weighted sum is averaged over each
+//! clip's valid frames). `model: {family: probe, head: mlp|linear, hidden, dropout}`; presets
+//! `probe` (MLP, 256 units) and `probe_linear`.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use super::{invalid, Input, ModelError, Net};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Head {
+    Linear,
+    #[default]
+    Mlp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeSpec {
+    pub head: Head,
+    /// Units of the MLP head's hidden layer.
+    pub hidden: i64,
+    pub dropout: f64,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        ProbeSpec {
+            head: Head::Mlp,
+            hidden: 256,
+            dropout: 0.2,
+        }
+    }
+}
+
+impl ProbeSpec {
+    pub fn linear() -> Self {
+        ProbeSpec {
+            head: Head::Linear,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Probe {
+    /// Logits of the layer weights (zeros: equal weights at the start).
+    layer_logits: Tensor,
+    hidden: Option<nn::Linear>,
+    out: nn::Linear,
+    dropout: f64,
+}
+
+impl Probe {
+    pub fn new(
+        p: &nn::Path,
+        s: &ProbeSpec,
+        input: Input,
+        n_classes: i64,
+    ) -> Result<Self, ModelError> {
+        if s.head == Head::Mlp && s.hidden < 1 {
+            return Err(invalid("probe", "hidden must be >= 1"));
+        }
+        if !(0.0..1.0).contains(&s.dropout) {
+            return Err(invalid("probe", "dropout must be in [0, 1)"));
+        }
+        let layer_logits = p.zeros("layer_logits", &[input.channels]);
+        let (hidden, width) = match s.head {
+            Head::Mlp => (
+                Some(nn::linear(
+                    p / "hidden",
+                    input.bins,
+                    s.hidden,
+                    Default::default(),
+                )),
+                s.hidden,
+            ),
+            Head::Linear => (None, input.bins),
+        };
+        Ok(Probe {
+            layer_logits,
+            hidden,
+            out: nn::linear(p / "out", width, n_classes, Default::default()),
+            dropout: s.dropout,
+        })
+    }
+
+    /// The learned layer weights (softmax of the logits).
+    pub fn layer_weights(&self) -> Tensor {
+        self.layer_logits.softmax(0, Kind::Float)
+    }
+}
+
+impl Net for Probe {
+    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
+        let (_, c, _, t) = xs.size4().expect("[B, layers, width, frames]");
+        let w = self.layer_weights().view([1, c, 1, 1]);
+        let mut x = (xs * w).sum_dim_intlist([1i64].as_slice(), false, Kind::Float); // [B, width, T]
+        x = match lengths {
+            Some(l) if t > 1 => {
+                let mask = super::pool::time_mask(l, t, xs.device()).to_kind(Kind::Float); // [B, T]
+                let n = mask
+                    .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
+                    .clamp_min(1.0);
+                (x * mask.unsqueeze(1)).sum_dim_intlist([2i64].as_slice(), false, Kind::Float) / n
+            }
+            _ => x.mean_dim([2i64].as_slice(), false, Kind::Float),
+        };
+        let x = x.dropout(self.dropout, train);
+        let x = match &self.hidden {
+            Some(h) => h.forward(&x).relu().dropout(self.dropout, train),
+            None => x,
+        };
+        self.out.forward(&x)
+    }
+}

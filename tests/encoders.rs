@@ -1,0 +1,411 @@
+//! Pretrained encoders against `transformers`: every hidden state of tiny random checkpoints of
+//! each architecture (fixtures from `tests/fixtures/encoders/make_fixtures.py`) must match to
+//! 1e-4, on a synthetic clip, on real speech and in a padded batch; broken checkpoints must
+//! fail with errors that name the tensor or config field.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use emolab::encoders::{Encoder, EncoderError, WhisperInput};
+use tch::{Device, Kind, Tensor};
+
+const TOL: f64 = 1e-4;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/encoders")
+        .join(name)
+}
+
+fn refs(name: &str) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(fixture(name).join("reference.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+fn to_vec(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(t.to_kind(Kind::Float).flatten(0, -1)).unwrap()
+}
+
+/// The first 16,000 samples of the EmoDB clip the fixtures used (16-bit PCM / 32768).
+fn real_clip() -> Option<Vec<f32>> {
+    let dir = common::emodb()?;
+    let audio = emolab::audio::read_wav(&dir.join("03a01Wa.wav")).ok()?;
+    Some(audio.to_mono()[..16000].to_vec())
+}
+
+fn max_diff(a: &Tensor, b: &Tensor, what: &str) -> f64 {
+    assert_eq!(a.size(), b.size(), "{what}: shapes differ");
+    (a - b).abs().max().double_value(&[])
+}
+
+fn check(a: &Tensor, b: &Tensor, what: &str) {
+    let d = max_diff(a, b, what);
+    assert!(
+        d <= TOL,
+        "{what}: max |emolab - transformers| = {d:e} > {TOL:e}"
+    );
+}
+
+/// Frames [0, 150) and [1450, 1500) of `[.., 1500, D]` (what the Whisper fixtures keep).
+fn kept(h: &Tensor) -> Tensor {
+    let t = h.size().len() as i64 - 2;
+    Tensor::cat(&[h.narrow(t, 0, 150), h.narrow(t, 1450, 50)], t)
+}
+
+fn parity(name: &str) {
+    let enc = Encoder::load(&fixture(name), Device::Cpu).unwrap();
+    let r = refs(name);
+    let synth = to_vec(&r["wave_synth"]);
+    let whisper = name.starts_with("whisper");
+    let view = |h: &Tensor| if whisper { kept(h) } else { h.shallow_clone() };
+    let mut clips: Vec<(&str, Vec<f32>)> = vec![("synth", synth.clone())];
+    match real_clip() {
+        Some(real) => clips.push(("real", real)),
+        None => eprintln!("{name}: EmoDB not found (set EMODB): real-speech parity skipped"),
+    }
+    for (key, y) in &clips {
+        let out = enc.forward(&[y], WhisperInput::Padded).unwrap();
+        let want = &r[&format!("{key}.hidden")];
+        assert_eq!(
+            out.states.len() as i64,
+            want.size()[0],
+            "{name}: hidden state count"
+        );
+        for (i, s) in out.states.iter().enumerate() {
+            check(
+                &view(&s.get(0)),
+                &want.get(i as i64),
+                &format!("{name} {key} hidden[{i}]"),
+            );
+        }
+        check(
+            &view(&out.last.get(0)),
+            &r[&format!("{key}.last")],
+            &format!("{name} {key} last"),
+        );
+    }
+    if clips.len() == 2 {
+        let out = enc
+            .forward(&[&clips[0].1, &clips[1].1], WhisperInput::Padded)
+            .unwrap();
+        let want = &r["batch.hidden"];
+        for (i, s) in out.states.iter().enumerate() {
+            // Padded frames are compared too: emolab masks exactly as transformers does.
+            check(
+                &view(s),
+                &want.get(i as i64),
+                &format!("{name} padded batch hidden[{i}]"),
+            );
+        }
+        if !whisper {
+            check(
+                &out.last,
+                &r["batch.last"],
+                &format!("{name} padded batch last"),
+            );
+            assert!(
+                out.lengths[0] < out.lengths[1],
+                "{name}: the shorter clip has fewer frames"
+            );
+        }
+    }
+}
+
+#[test]
+fn wav2vec2_base_matches_transformers() {
+    parity("wav2vec2_base");
+}
+
+#[test]
+fn wav2vec2_large_matches_transformers() {
+    parity("wav2vec2_large");
+}
+
+#[test]
+fn hubert_base_matches_transformers() {
+    parity("hubert_base");
+}
+
+#[test]
+fn hubert_large_matches_transformers() {
+    parity("hubert_large");
+}
+
+#[test]
+fn wavlm_base_matches_transformers() {
+    parity("wavlm_base");
+}
+
+#[test]
+fn wavlm_large_matches_transformers() {
+    parity("wavlm_large");
+}
+
+#[test]
+fn whisper_80_matches_transformers() {
+    parity("whisper_80");
+}
+
+#[test]
+fn whisper_128_matches_transformers() {
+    parity("whisper_128");
+}
+
+#[test]
+fn whisper_front_end_and_cropped_mode_match() {
+    for name in ["whisper_80", "whisper_128"] {
+        let enc = Encoder::load(&fixture(name), Device::Cpu).unwrap();
+        let r = refs(name);
+        let synth = to_vec(&r["wave_synth"]);
+        let emolab::encoders::ModelConfig::Whisper(_) = &enc.config else {
+            panic!("{name} is not whisper")
+        };
+        let mel = enc.whisper_log_mel(&[&synth]).unwrap();
+        check(
+            &mel.get(0).narrow(1, 0, 200),
+            &r["synth.input_features"],
+            &format!("{name} log-mel"),
+        );
+        let out = enc.forward(&[&synth], WhisperInput::Cropped).unwrap();
+        let want = &r["synth.cropped_hidden"];
+        assert_eq!(
+            out.states[0].size()[1],
+            want.size()[1],
+            "{name}: cropped frames"
+        );
+        for (i, s) in out.states.iter().enumerate() {
+            check(
+                &s.get(0),
+                &want.get(i as i64),
+                &format!("{name} cropped hidden[{i}]"),
+            );
+        }
+    }
+}
+
+/// A copy of a fixture folder to break.
+fn copy_fixture(name: &str, to: &Path) -> PathBuf {
+    let dst = to.join(name);
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+    ] {
+        std::fs::copy(fixture(name).join(f), dst.join(f)).unwrap();
+    }
+    dst
+}
+
+#[test]
+fn broken_checkpoints_name_the_tensor_and_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A tensor left out of the checkpoint.
+    let dir = copy_fixture("wavlm_base", tmp.path());
+    let gone = "encoder.layers.1.attention.gru_rel_pos_const";
+    let kept: Vec<(String, Tensor)> = Tensor::read_safetensors(dir.join("model.safetensors"))
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| n != gone)
+        .collect();
+    Tensor::write_safetensors(&kept, dir.join("model.safetensors")).unwrap();
+    let e = Encoder::load(&dir, Device::Cpu).unwrap_err();
+    assert!(matches!(e, EncoderError::Weights { .. }), "{e}");
+    assert!(
+        e.to_string().contains(&format!("missing tensor: {gone}")),
+        "{e}"
+    );
+
+    // A config that disagrees with the weights.
+    let dir = copy_fixture("hubert_base", tmp.path());
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        cfg.replace("\"intermediate_size\": 64", "\"intermediate_size\": 96"),
+    )
+    .unwrap();
+    let e = Encoder::load(&dir, Device::Cpu).unwrap_err().to_string();
+    assert!(
+        e.contains("encoder.layers.0.feed_forward.intermediate_dense.weight")
+            && e.contains("intermediate_size"),
+        "{e}"
+    );
+
+    // Fewer layers in the config than in the checkpoint: the extra layer is unexpected.
+    let dir = copy_fixture("wav2vec2_base", tmp.path());
+    std::fs::write(
+        dir.join("config.json"),
+        cfg_with(&dir, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1"),
+    )
+    .unwrap();
+    let e = Encoder::load(&dir, Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("unexpected tensor: encoder.layers.1."), "{e}");
+
+    // No weights, and an unknown architecture.
+    let dir = copy_fixture("wav2vec2_base", &tmp.path().join("x"));
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let e = Encoder::load(&dir, Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("no model.safetensors"), "{e}");
+    std::fs::write(dir.join("config.json"), r#"{"model_type": "bert"}"#).unwrap();
+    let e = Encoder::load(&dir, Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("model_type `bert` is not supported"), "{e}");
+    let e = Encoder::load(&tmp.path().join("absent"), Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("huggingface-cli download"), "{e}");
+}
+
+fn cfg_with(dir: &Path, from: &str, to: &str) -> String {
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(cfg.contains(from), "fixture config has no `{from}`");
+    cfg.replace(from, to)
+}
+
+/// An `encoder` pipeline on a synthetic corpus: pooled embeddings of every layer are cached once
+/// (a second run computes nothing), the probe trains on them and beats chance on held-out
+/// speakers, and `predict` scores a file through the same encoder.
+#[test]
+fn an_encoder_probe_experiment_caches_trains_and_predicts() {
+    use emolab::synth::{self, Layout, SynthOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("synth");
+    synth::generate(&SynthOptions {
+        layout: Layout::Cremad,
+        out: corpus.clone(),
+        actors: Some(6),
+        seed: 5,
+        progress: false,
+    })
+    .unwrap();
+    let pipelines = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let exp = tmp.path().join("probe.yaml");
+    std::fs::write(
+        &exp,
+        format!(
+            "corpus: {{path: {corpus}, format: cremad, labels: [anger, disgust, fear, happiness, neutral, sadness]}}
+protocol: {{kind: speaker_kfold, k: 3, val_fraction: 0.2}}
+pipeline: {{file: {pipelines}/encoder_mean.yaml, encoder: {{path: {model}, kind: wavlm, pooling: mean_std}}}}
+model: {{preset: probe, hidden: 64}}
+train: {{epochs: 40, batch_size: 32, lr: 3.0e-3, threads: 2, device: cpu, normalize: speaker, patience: 40}}
+seeds: [0]
+folds: [0]
+cache: {cache}
+results: {results}
+",
+            corpus = corpus.display(),
+            pipelines = pipelines.display(),
+            model = fixture("wavlm_base").display(),
+            cache = tmp.path().join("cache").display(),
+            results = tmp.path().join("results").display(),
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = common::emolab(&["run", exp.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    let cache = tmp.path().join("cache");
+    let parts = |dir: &Path| -> Vec<(PathBuf, std::time::SystemTime)> {
+        let mut v: Vec<_> = walkdir(dir)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .map(|p| {
+                let m = std::fs::metadata(&p).unwrap().modified().unwrap();
+                (p, m)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = parts(&cache);
+    assert!(!before.is_empty(), "no cache parts written");
+    // Rows: one frame of 3 hidden states × (mean, std) × 32 values.
+    let rows = common::read_parquet(&before[0].0);
+    let nf = rows
+        .column("n_features")
+        .unwrap()
+        .u32()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert_eq!(nf, 3 * 2 * 32);
+    let names: Vec<String> = serde_json::from_str(
+        &std::fs::read_to_string(before[0].0.parent().unwrap().join("feature_names.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(names.len(), 192);
+    assert_eq!(names[0], "l0_mean0");
+    assert_eq!(names[32], "l0_std0");
+
+    let run = tmp.path().join("results/probe/fold0-seed0");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    let ua = metrics["test"]["ua"].as_f64().unwrap();
+    // Chance is 1/6; with ~25 test clips per class its spread is about 0.03.
+    assert!(
+        ua > 0.25,
+        "probe test UA {ua:.3} is not clearly above chance (1/6)"
+    );
+
+    // A second run (forced retraining) finds every embedding cached.
+    let (ok, out, err) = common::emolab(&["run", exp.to_str().unwrap(), "--force"]);
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(
+        parts(&cache),
+        before,
+        "the second run recomputed embeddings"
+    );
+
+    // predict goes through the same encoder.
+    let wav = walkdir(&corpus)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "wav"))
+        .unwrap();
+    let (ok, out, err) = common::emolab(&["predict", run.to_str().unwrap(), wav.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        [
+            "anger",
+            "disgust",
+            "fear",
+            "happiness",
+            "neutral",
+            "sadness"
+        ]
+        .iter()
+        .any(|l| out.contains(l)),
+        "{out}"
+    );
+
+    // A missing model folder is a clear error that says what to download.
+    let bad = std::fs::read_to_string(&exp).unwrap().replace(
+        &fixture("wavlm_base").display().to_string(),
+        "/nonexistent/wavlm",
+    );
+    let bad_exp = tmp.path().join("bad.yaml");
+    std::fs::write(&bad_exp, bad).unwrap();
+    let (ok, out, err) = common::emolab(&["run", bad_exp.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("/nonexistent/wavlm") && err.contains("huggingface-cli download"),
+        "{err}"
+    );
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
