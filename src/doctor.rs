@@ -71,11 +71,15 @@ pub fn encoder_folders(dir: &std::path::Path) -> Vec<(String, String)> {
         if d.join("config.json").is_file() {
             let what = match crate::encoders::Summary::of(d) {
                 Ok(s) => format!(
-                    "{} · {} layers × {} · {:.1} M parameters ({})",
+                    "{} · {} layers × {} · {} parameters ({})",
                     s.arch.name(),
                     s.layers,
                     s.hidden_size,
-                    s.parameters as f64 / 1e6,
+                    if s.parameters >= 1_000_000 {
+                        format!("{:.1} M", s.parameters as f64 / 1e6)
+                    } else {
+                        format!("{:.1} k", s.parameters as f64 / 1e3)
+                    },
                     s.dtypes.join(", ")
                 ),
                 Err(e) => format!("unusable: {e}"),
