@@ -296,6 +296,59 @@ pub fn set_path(tree: &mut Value, key: &str, value: Value) -> Result<(), String>
     unreachable!("the loop returns at the last segment")
 }
 
+/// A `finetune` model: its encoder folder defaults to the pipeline's; the pipeline must cache the
+/// frames of the hidden state its top layers start from, and features must stay as cached.
+fn check_finetune(
+    f: &mut crate::models::finetune::FinetuneSpec,
+    pipeline: &crate::features::Pipeline,
+    normalize: crate::train::NormMode,
+    file: &Path,
+) -> Result<(), ConfigError> {
+    use crate::features::embeddings::{Layers, Pooling};
+    let Some(e) = &pipeline.encoder else {
+        return Err(err(
+            file,
+            "pipeline",
+            "finetune runs on an encoder pipeline (e.g. pipelines/encoder_frames.yaml)",
+        ));
+    };
+    if f.encoder.as_os_str().is_empty() {
+        f.encoder = e.path.clone();
+    }
+    if normalize != crate::train::NormMode::None {
+        return Err(err(
+            file,
+            "train.normalize",
+            "finetune feeds cached hidden states to pretrained layers: set `normalize: none`",
+        ));
+    }
+    if let Ok(r) = e.resolve() {
+        let want = (r.states - 1).checked_sub(f.top_layers).ok_or_else(|| {
+            err(
+                file,
+                "model.top_layers",
+                format!(
+                    "the model has {} layers, got top_layers {}",
+                    r.states - 1,
+                    f.top_layers
+                ),
+            )
+        })?;
+        if e.pooling != Pooling::None || e.layers != Layers::List(vec![want]) {
+            return Err(err(
+                file,
+                "pipeline.encoder",
+                format!(
+                    "finetune with top_layers {} of this {}-layer model starts from hidden state                      {want}: set `encoder: {{layers: [{want}], pooling: none}}`",
+                    f.top_layers,
+                    r.states - 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Replace `${VAR}` / `${VAR:-default}` in every string of the tree.
 fn expand_env(v: &mut Value, file: &Path) -> Result<(), ConfigError> {
     match v {
@@ -502,7 +555,10 @@ impl Experiment {
             tree["model_name"] = Value::String(name.clone());
         }
         let text = serde_yaml::to_string(&tree).expect("a tree serialises");
-        let raw: Raw = crate::config::parse_yaml(file, &text)?;
+        let mut raw: Raw = crate::config::parse_yaml(file, &text)?;
+        if let ModelSpec::Finetune(f) = &mut raw.model {
+            check_finetune(f, &raw.pipeline, raw.train.normalize, file)?;
+        }
         let exp_name = raw.name.clone().unwrap_or_else(|| {
             file.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())

@@ -409,3 +409,142 @@ fn walkdir(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Fine-tuning: only the top N layers become variables (initialised from the checkpoint), they
+/// learn at the scaled rate while the head learns at the full one, and the layers below are not
+/// part of the model at all (their output is cached).
+#[test]
+fn finetuning_trains_only_the_top_layers() {
+    use emolab::models::finetune::{FinetuneSpec, ENCODER_GROUP};
+    use emolab::models::{Input, ModelSpec};
+    let dir = fixture("wavlm_base");
+    let ckpt: HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("model.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect();
+    let spec = ModelSpec::Finetune(FinetuneSpec {
+        encoder: dir.clone(),
+        top_layers: 1,
+        ..Default::default()
+    });
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let (d, t, n) = (32i64, 20i64, 12i64);
+    let model = spec
+        .build(
+            &vs.root(),
+            Input {
+                channels: 1,
+                bins: d,
+                frames: t,
+            },
+            3,
+        )
+        .unwrap();
+    let names: Vec<String> = vs.variables().into_keys().collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("encoder.encoder_layers_1_")),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("layers_0_attention_q_proj")),
+        "layer 0 must stay frozen (cached): {names:?}"
+    );
+    let key = "encoder.encoder_layers_1_attention_q_proj_weight";
+    let before = vs.variables()[key].copy();
+    assert_eq!(
+        max_diff(
+            &before,
+            &ckpt["encoder.layers.1.attention.q_proj.weight"],
+            key
+        ),
+        0.0,
+        "initialised from the checkpoint"
+    );
+    // A few steps with the trainer's optimizer and the spec's group rates.
+    tch::manual_seed(0);
+    let x = Tensor::randn([n, 1, d, t], (Kind::Float, Device::Cpu));
+    let y = Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(3);
+    let head_key = "out.weight";
+    let head_before = vs.variables()[head_key].copy();
+    let mut opt = emolab::train::optim::Optimizer::new(&vs, &Default::default(), 1e-3);
+    for (g, f) in spec.group_lr() {
+        assert_eq!(g, ENCODER_GROUP);
+        opt.set_group_lr_scale(g, f);
+    }
+    for _ in 0..5 {
+        opt.zero_grad();
+        let loss = model
+            .forward(&x, Some(&vec![t; n as usize]), true)
+            .cross_entropy_for_logits(&y);
+        loss.backward();
+        opt.step();
+    }
+    let moved = max_diff(&vs.variables()[key], &before, key);
+    let head_moved = max_diff(&vs.variables()[head_key], &head_before, head_key);
+    assert!(moved > 0.0, "the top layer did not change");
+    // Adam's first steps move each weight by about lr: the encoder's by a tenth of the head's.
+    assert!(
+        moved < 0.5 * head_moved,
+        "encoder moved {moved:e}, head {head_moved:e}"
+    );
+}
+
+/// A `finetune` experiment on cached frames runs end to end, and a pipeline that caches the
+/// wrong hidden state is refused with the one to set.
+#[test]
+fn a_finetune_experiment_runs_and_checks_its_pipeline() {
+    use emolab::synth::{self, Layout, SynthOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("synth");
+    synth::generate(&SynthOptions {
+        layout: Layout::Cremad,
+        out: corpus.clone(),
+        actors: Some(4),
+        seed: 6,
+        progress: false,
+    })
+    .unwrap();
+    let pipelines = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let write = |name: &str, layer: usize, normalize: &str| {
+        let exp = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &exp,
+            format!(
+                "corpus: {{path: {corpus}, format: cremad, labels: [anger, disgust, fear, happiness, neutral, sadness]}}
+protocol: {{kind: speaker_kfold, k: 2, val_fraction: 0.25}}
+pipeline: {{file: {pipelines}/encoder_frames.yaml, encoder: {{path: {model}, layers: [{layer}]}}}}
+model: {{family: finetune, top_layers: 1, hidden: 32}}
+train: {{epochs: 3, batch_size: 16, lr: 1.0e-3, threads: 2, device: cpu, normalize: {normalize}, window: {{frames: 40, hop: 20}}}}
+seeds: [0]
+folds: [0]
+cache: {cache}
+results: {results}
+",
+                corpus = corpus.display(),
+                pipelines = pipelines.display(),
+                model = fixture("hubert_large").display(),
+                cache = tmp.path().join("cache").display(),
+                results = tmp.path().join("results").display(),
+            ),
+        )
+        .unwrap();
+        exp
+    };
+    let (ok, _, err) = common::emolab(&["run", write("wrong", 0, "none").to_str().unwrap()]);
+    assert!(!ok && err.contains("layers: [1], pooling: none"), "{err}");
+    let (ok, _, err) = common::emolab(&["run", write("norm", 1, "per_mel").to_str().unwrap()]);
+    assert!(!ok && err.contains("normalize: none"), "{err}");
+    let exp = write("ft", 1, "none");
+    let (ok, out, err) = common::emolab(&["run", exp.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    let run = tmp.path().join("results/ft/fold0-seed0");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics["test"]["ua"].as_f64().unwrap().is_finite());
+    let (ok, out, err) = common::emolab(&["evaluate", run.to_str().unwrap(), "--json"]);
+    assert!(ok, "{out}\n{err}");
+}

@@ -255,6 +255,97 @@ pub enum WhisperInput {
     Cropped,
 }
 
+enum TopInner {
+    W2v(wav2vec2::Top),
+    Whisper(whisper::Top),
+}
+
+/// The top `n` transformer layers of a checkpoint as trainable variables of a var store (the
+/// `finetune` model family): they run on the cached hidden state [`TopLayers::input_state`] of
+/// the frozen layers below, so fine-tuning never recomputes the bottom of the encoder. Padded
+/// frames are masked out of attention (Whisper too, which `transformers` does not mask: its
+/// top layers here see the clip's own frames, as in the `cropped` mode). Dropout inside the
+/// layers is not applied.
+pub struct TopLayers {
+    inner: TopInner,
+    first: usize,
+    layers: usize,
+}
+
+impl TopLayers {
+    pub fn load(
+        dir: &Path,
+        n: usize,
+        path: &tch::nn::Path,
+        device: Device,
+    ) -> Result<TopLayers, EncoderError> {
+        if !dir.is_dir() {
+            return Err(EncoderError::folder(
+                dir,
+                "not found (docs/encoders.md says how to fetch a checkpoint)",
+            ));
+        }
+        let config = ModelConfig::load(dir)?;
+        let layers = config.layers() as usize;
+        if n == 0 || n > layers {
+            return Err(EncoderError::Input(format!(
+                "top_layers must be in 1..={layers} for {}, got {n}",
+                dir.display()
+            )));
+        }
+        let first = layers - n;
+        let mut w = weights::Weights::load(dir, config.arch(), device)?;
+        let inner = match &config {
+            ModelConfig::W2v(arch, c) => TopInner::W2v(wav2vec2::Top::load(
+                &mut w,
+                *arch,
+                c,
+                first as i64,
+                path / "encoder",
+            )),
+            ModelConfig::Whisper(c) => TopInner::Whisper(whisper::Top::load(
+                &mut w,
+                c,
+                first as i64,
+                path / "encoder",
+            )),
+        };
+        w.finish_partial()?;
+        Ok(TopLayers {
+            inner,
+            first,
+            layers,
+        })
+    }
+
+    /// The hidden state the top layers start from (what the feature cache must hold).
+    pub fn input_state(&self) -> usize {
+        self.first
+    }
+
+    /// Hidden states this returns (the input and each top layer's output).
+    pub fn n_states(&self) -> usize {
+        self.layers - self.first + 1
+    }
+
+    /// `x`: `[B, T, D]` hidden states [`Self::input_state`] with `lengths` valid frames: the
+    /// input and each top layer's output, the last after the final layer norm where the model
+    /// has one.
+    pub fn forward(&self, x: &Tensor, lengths: &[i64]) -> Vec<Tensor> {
+        match &self.inner {
+            TopInner::W2v(t) => {
+                let (mut states, last) = t.stack.run(x.shallow_clone(), lengths);
+                *states.last_mut().expect("states") = last;
+                states
+            }
+            TopInner::Whisper(t) => {
+                let bias = key_padding_bias(lengths, x.size()[1], x.device());
+                t.stack.run(x.shallow_clone(), bias.as_ref()).0
+            }
+        }
+    }
+}
+
 /// A loaded encoder (eval mode; no gradients).
 pub struct Encoder {
     pub dir: PathBuf,

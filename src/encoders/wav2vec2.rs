@@ -40,11 +40,9 @@ struct Layer {
 }
 
 pub struct Wav2Vec2 {
-    arch: Arch,
     convs: Vec<ConvLayer>,
     kernels: Vec<i64>,
     act_feat: Activation,
-    act: Activation,
     proj_norm: Option<LayerNorm>,
     proj: Linear,
     pos_w: Tensor,
@@ -52,12 +50,217 @@ pub struct Wav2Vec2 {
     pos_bn: Option<[Tensor; 4]>,
     pos_kernel: i64,
     pos_groups: i64,
-    enc_norm: LayerNorm,
+    /// `encoder.layer_norm` before the layers (post-norm models; pre-norm ones apply it after).
+    pre_norm: Option<LayerNorm>,
+    stack: Stack,
+}
+
+/// Transformer layers `first..` of a model (all of them in [`Wav2Vec2`]; the top ones in a
+/// fine-tuned [`Top`]), with what they need around them.
+pub struct Stack {
     layers: Vec<Layer>,
     stable: bool,
+    act: Activation,
     heads: i64,
     /// WavLM: `rel_attn_embed` of the first layer, buckets, max distance.
     rel: Option<(Tensor, i64, i64)>,
+    /// Pre-norm models: `encoder.layer_norm` after the last layer.
+    final_norm: Option<LayerNorm>,
+}
+
+/// The top layers of a model as trainable variables (the `finetune` model family).
+pub struct Top {
+    pub stack: Stack,
+}
+
+impl Top {
+    /// Layers `first..num_hidden_layers` (and the final layer norm of pre-norm models) as
+    /// variables under `path`; WavLM's relative position embedding stays frozen.
+    pub fn load<'p>(
+        w: &mut Weights<'p>,
+        arch: Arch,
+        c: &W2vConfig,
+        first: i64,
+        path: tch::nn::Path<'p>,
+    ) -> Top {
+        let rel = rel_embedding(w, arch, c);
+        w.train_into(Some(path));
+        let mut stack = Stack::load(w, arch, c, first);
+        w.train_into(None);
+        stack.rel = rel;
+        Top { stack }
+    }
+}
+
+fn rel_embedding(w: &mut Weights, arch: Arch, c: &W2vConfig) -> Option<(Tensor, i64, i64)> {
+    (arch == Arch::Wavlm).then(|| {
+        (
+            w.get(
+                "encoder.layers.0.attention.rel_attn_embed.weight",
+                &[c.num_buckets, c.num_attention_heads],
+                "num_buckets",
+            ),
+            c.num_buckets,
+            c.max_bucket_distance,
+        )
+    })
+}
+
+impl Stack {
+    fn load(w: &mut Weights, arch: Arch, c: &W2vConfig, first: i64) -> Stack {
+        let d = c.hidden_size;
+        let heads = c.num_attention_heads;
+        let layers = (first..c.num_hidden_layers)
+            .map(|i| {
+                let p = format!("encoder.layers.{i}");
+                let gate = (arch == Arch::Wavlm).then(|| {
+                    (
+                        Linear::load(
+                            w,
+                            &format!("{p}.attention.gru_rel_pos_linear"),
+                            8,
+                            d / heads,
+                            true,
+                            "num_attention_heads",
+                        ),
+                        w.get(
+                            &format!("{p}.attention.gru_rel_pos_const"),
+                            &[1, heads, 1, 1],
+                            "num_attention_heads",
+                        ),
+                    )
+                });
+                Layer {
+                    attn: SelfAttention::load(
+                        w,
+                        &format!("{p}.attention"),
+                        d,
+                        heads,
+                        true,
+                        "hidden_size",
+                    ),
+                    norm1: LayerNorm::load(
+                        w,
+                        &format!("{p}.layer_norm"),
+                        d,
+                        c.layer_norm_eps,
+                        "hidden_size",
+                    ),
+                    ff_in: Linear::load(
+                        w,
+                        &format!("{p}.feed_forward.intermediate_dense"),
+                        c.intermediate_size,
+                        d,
+                        true,
+                        "intermediate_size",
+                    ),
+                    ff_out: Linear::load(
+                        w,
+                        &format!("{p}.feed_forward.output_dense"),
+                        d,
+                        c.intermediate_size,
+                        true,
+                        "intermediate_size",
+                    ),
+                    norm2: LayerNorm::load(
+                        w,
+                        &format!("{p}.final_layer_norm"),
+                        d,
+                        c.layer_norm_eps,
+                        "hidden_size",
+                    ),
+                    gate,
+                }
+            })
+            .collect();
+        let final_norm = c
+            .do_stable_layer_norm
+            .then(|| LayerNorm::load(w, "encoder.layer_norm", d, c.layer_norm_eps, "hidden_size"));
+        Stack {
+            layers,
+            stable: c.do_stable_layer_norm,
+            act: Activation::parse(&c.hidden_act).expect("checked"),
+            heads,
+            rel: None,
+            final_norm,
+        }
+    }
+
+    /// The layers on `h` `[B, T, D]` whose clips have `lengths` valid frames: the input and each
+    /// layer's output (`transformers`' hidden states), and the last one after the final layer
+    /// norm of pre-norm models.
+    pub fn run(&self, h: Tensor, lengths: &[i64]) -> (Vec<Tensor>, Tensor) {
+        let t = h.size()[1];
+        let bias = key_padding_bias(lengths, t, h.device());
+        let pos_bias = self.rel.as_ref().map(|(emb, buckets, max_d)| {
+            relative_position_bias(emb, *buckets, *max_d, t).unsqueeze(0) // [1, H, T, T]
+        });
+        let mut h = h;
+        let mut states = Vec::with_capacity(self.layers.len() + 1);
+        states.push(h.shallow_clone());
+        for layer in &self.layers {
+            h = self.layer(layer, &h, bias.as_ref(), pos_bias.as_ref());
+            states.push(h.shallow_clone());
+        }
+        let last = match &self.final_norm {
+            Some(n) => n.forward(&h),
+            None => h,
+        };
+        (states, last)
+    }
+
+    fn layer(
+        &self,
+        l: &Layer,
+        h: &Tensor,
+        padding: Option<&Tensor>,
+        pos_bias: Option<&Tensor>,
+    ) -> Tensor {
+        let attend = |x: &Tensor| {
+            let bias = match (pos_bias, &l.gate) {
+                (Some(pb), Some((lin, konst))) => Some(self.gated_bias(x, pb, lin, konst, padding)),
+                _ => padding.map(|p| p.shallow_clone()),
+            };
+            l.attn.forward(x, bias.as_ref())
+        };
+        let ff = |x: &Tensor| l.ff_out.forward(&self.act.apply(&l.ff_in.forward(x)));
+        if self.stable {
+            let h = h + attend(&l.norm1.forward(h));
+            &h + ff(&l.norm2.forward(&h))
+        } else {
+            let h = l.norm1.forward(&(h + attend(h)));
+            l.norm2.forward(&(&h + ff(&h)))
+        }
+    }
+
+    /// WavLM's gate: from the attention input `x` `[B, T, D]`, per head and frame
+    /// `a · (b · const − 1) + 2` scales that query's row of the position bias.
+    fn gated_bias(
+        &self,
+        x: &Tensor,
+        pos_bias: &Tensor,
+        lin: &Linear,
+        konst: &Tensor,
+        padding: Option<&Tensor>,
+    ) -> Tensor {
+        let (b, t, d) = x.size3().expect("[B, T, D]");
+        let g = x
+            .view([b, t, self.heads, d / self.heads])
+            .permute([0, 2, 1, 3]);
+        let proj = lin
+            .forward(&g)
+            .view([b, self.heads, t, 2, 4])
+            .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
+            .sigmoid();
+        let ga = proj.narrow(-1, 0, 1);
+        let gb = proj.narrow(-1, 1, 1);
+        let gate = &ga * (&gb * konst - 1.0) + 2.0; // [B, H, T, 1]
+        let bias = gate * pos_bias; // [B, H, T, T]
+        match padding {
+            Some(p) => bias + p,
+            None => bias,
+        }
+    }
 }
 
 impl Wav2Vec2 {
@@ -174,88 +377,14 @@ impl Wav2Vec2 {
             (Tensor::internal_weight_norm(&vt, &gt, 2), None)
         };
         let pos_b = w.get(&format!("{pc}.bias"), &[d], "hidden_size");
-        let enc_norm = LayerNorm::load(w, "encoder.layer_norm", d, c.layer_norm_eps, "hidden_size");
-        let heads = c.num_attention_heads;
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| {
-                let p = format!("encoder.layers.{i}");
-                let gate = (arch == Arch::Wavlm).then(|| {
-                    (
-                        Linear::load(
-                            w,
-                            &format!("{p}.attention.gru_rel_pos_linear"),
-                            8,
-                            d / heads,
-                            true,
-                            "num_attention_heads",
-                        ),
-                        w.get(
-                            &format!("{p}.attention.gru_rel_pos_const"),
-                            &[1, heads, 1, 1],
-                            "num_attention_heads",
-                        ),
-                    )
-                });
-                Layer {
-                    attn: SelfAttention::load(
-                        w,
-                        &format!("{p}.attention"),
-                        d,
-                        heads,
-                        true,
-                        "hidden_size",
-                    ),
-                    norm1: LayerNorm::load(
-                        w,
-                        &format!("{p}.layer_norm"),
-                        d,
-                        c.layer_norm_eps,
-                        "hidden_size",
-                    ),
-                    ff_in: Linear::load(
-                        w,
-                        &format!("{p}.feed_forward.intermediate_dense"),
-                        c.intermediate_size,
-                        d,
-                        true,
-                        "intermediate_size",
-                    ),
-                    ff_out: Linear::load(
-                        w,
-                        &format!("{p}.feed_forward.output_dense"),
-                        d,
-                        c.intermediate_size,
-                        true,
-                        "intermediate_size",
-                    ),
-                    norm2: LayerNorm::load(
-                        w,
-                        &format!("{p}.final_layer_norm"),
-                        d,
-                        c.layer_norm_eps,
-                        "hidden_size",
-                    ),
-                    gate,
-                }
-            })
-            .collect();
-        let rel = (arch == Arch::Wavlm).then(|| {
-            (
-                w.get(
-                    "encoder.layers.0.attention.rel_attn_embed.weight",
-                    &[c.num_buckets, heads],
-                    "num_buckets",
-                ),
-                c.num_buckets,
-                c.max_bucket_distance,
-            )
-        });
+        let pre_norm = (!c.do_stable_layer_norm)
+            .then(|| LayerNorm::load(w, "encoder.layer_norm", d, c.layer_norm_eps, "hidden_size"));
+        let mut stack = Stack::load(w, arch, c, 0);
+        stack.rel = rel_embedding(w, arch, c);
         Wav2Vec2 {
-            arch,
             convs,
             kernels: c.conv_kernel.clone(),
             act_feat: Activation::parse(&c.feat_extract_activation).expect("checked"),
-            act: Activation::parse(&c.hidden_act).expect("checked"),
             proj_norm,
             proj,
             pos_w,
@@ -263,11 +392,8 @@ impl Wav2Vec2 {
             pos_bn,
             pos_kernel: k,
             pos_groups: g,
-            enc_norm,
-            layers,
-            stable: c.do_stable_layer_norm,
-            heads,
-            rel,
+            pre_norm,
+            stack,
         }
     }
 
@@ -314,29 +440,15 @@ impl Wav2Vec2 {
         }
         let mut h = self.proj.forward(&h);
         let device = h.device();
-        let bias = key_padding_bias(&frame_lengths, t, device);
-        if bias.is_some() {
+        if frame_lengths.iter().any(|&l| l < t) {
             let mask = frame_mask(&frame_lengths, t, device).unsqueeze(-1);
             h = h.where_scalarother(&mask, 0.0);
         }
         h = &h + self.positional(&h);
-        let mut states = Vec::with_capacity(self.layers.len() + 1);
-        if !self.stable {
-            h = self.enc_norm.forward(&h);
+        if let Some(n) = &self.pre_norm {
+            h = n.forward(&h);
         }
-        states.push(h.shallow_clone());
-        let pos_bias = self.rel.as_ref().map(|(emb, buckets, max_d)| {
-            relative_position_bias(emb, *buckets, *max_d, t).unsqueeze(0) // [1, H, T, T]
-        });
-        for layer in &self.layers {
-            h = self.layer(layer, &h, bias.as_ref(), pos_bias.as_ref());
-            states.push(h.shallow_clone());
-        }
-        let last = if self.stable {
-            self.enc_norm.forward(&h)
-        } else {
-            h
-        };
+        let (states, last) = self.stack.run(h, &frame_lengths);
         Hidden {
             states,
             last,
@@ -362,60 +474,6 @@ impl Wav2Vec2 {
             y = y.narrow(2, 0, n - 1);
         }
         self.act_feat.apply(&y).transpose(1, 2)
-    }
-
-    fn layer(
-        &self,
-        l: &Layer,
-        h: &Tensor,
-        padding: Option<&Tensor>,
-        pos_bias: Option<&Tensor>,
-    ) -> Tensor {
-        let attend = |x: &Tensor| {
-            let bias = match (pos_bias, &l.gate) {
-                (Some(pb), Some((lin, konst))) => Some(self.gated_bias(x, pb, lin, konst, padding)),
-                _ => padding.map(|p| p.shallow_clone()),
-            };
-            l.attn.forward(x, bias.as_ref())
-        };
-        let ff = |x: &Tensor| l.ff_out.forward(&self.act.apply(&l.ff_in.forward(x)));
-        if self.stable {
-            let h = h + attend(&l.norm1.forward(h));
-            &h + ff(&l.norm2.forward(&h))
-        } else {
-            let h = l.norm1.forward(&(h + attend(h)));
-            l.norm2.forward(&(&h + ff(&h)))
-        }
-    }
-
-    /// WavLM's gate: from the attention input `x` `[B, T, D]`, per head and frame
-    /// `a · (b · const − 1) + 2` scales that query's row of the position bias.
-    fn gated_bias(
-        &self,
-        x: &Tensor,
-        pos_bias: &Tensor,
-        lin: &Linear,
-        konst: &Tensor,
-        padding: Option<&Tensor>,
-    ) -> Tensor {
-        debug_assert_eq!(self.arch, Arch::Wavlm);
-        let (b, t, d) = x.size3().expect("[B, T, D]");
-        let g = x
-            .view([b, t, self.heads, d / self.heads])
-            .permute([0, 2, 1, 3]);
-        let proj = lin
-            .forward(&g)
-            .view([b, self.heads, t, 2, 4])
-            .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
-            .sigmoid();
-        let ga = proj.narrow(-1, 0, 1);
-        let gb = proj.narrow(-1, 1, 1);
-        let gate = &ga * (&gb * konst - 1.0) + 2.0; // [B, H, T, 1]
-        let bias = gate * pos_bias; // [B, H, T, T]
-        match padding {
-            Some(p) => bias + p,
-            None => bias,
-        }
     }
 }
 

@@ -87,18 +87,20 @@ fn relative(arch: Arch, name: &str) -> Option<String> {
     }
 }
 
-/// Tensors of one checkpoint, handed out by name.
-pub struct Weights {
+/// Tensors of one checkpoint, handed out by name (as trainable variables of a var store while
+/// [`Weights::train_into`] is set).
+pub struct Weights<'p> {
     dir: PathBuf,
     tensors: HashMap<String, Tensor>,
     taken: Vec<String>,
     missing: Vec<String>,
     wrong_shape: Vec<String>,
     device: Device,
+    vars: Option<tch::nn::Path<'p>>,
 }
 
-impl Weights {
-    pub fn load(dir: &Path, arch: Arch, device: Device) -> Result<Weights, EncoderError> {
+impl<'p> Weights<'p> {
+    pub fn load(dir: &Path, arch: Arch, device: Device) -> Result<Weights<'p>, EncoderError> {
         let mut tensors = HashMap::new();
         for file in weight_files(dir)? {
             let list = Tensor::read_safetensors(&file).map_err(|e| {
@@ -117,7 +119,21 @@ impl Weights {
             missing: Vec::new(),
             wrong_shape: Vec::new(),
             device,
+            vars: None,
         })
+    }
+
+    /// From now on, hand tensors out as trainable copies under `path` (names with `_` for
+    /// `.`), or as plain tensors again with `None`.
+    pub fn train_into(&mut self, path: Option<tch::nn::Path<'p>>) {
+        self.vars = path;
+    }
+
+    fn out(&self, name: &str, t: Tensor) -> Tensor {
+        match &self.vars {
+            Some(p) => p.var_copy(&name.replace('.', "_"), &t),
+            None => t,
+        }
     }
 
     /// Whether the checkpoint holds `name`.
@@ -137,15 +153,22 @@ impl Weights {
                         "{name}: checkpoint {:?}, config.json ({field}) implies {shape:?}",
                         t.size()
                     ));
-                    return Tensor::zeros(shape, (Kind::Float, self.device));
+                    return self.out(name, Tensor::zeros(shape, (Kind::Float, self.device)));
                 }
-                t.to_kind(Kind::Float).to_device(self.device)
+                self.out(name, t.to_kind(Kind::Float).to_device(self.device))
             }
             None => {
                 self.missing.push(name.to_string());
-                Tensor::zeros(shape, (Kind::Float, self.device))
+                self.out(name, Tensor::zeros(shape, (Kind::Float, self.device)))
             }
         }
+    }
+
+    /// Every missing or misshapen tensor, as one error; tensors not asked for are fine (a part
+    /// of the model was loaded on purpose).
+    pub fn finish_partial(mut self) -> Result<(), EncoderError> {
+        self.tensors.clear();
+        self.finish()
     }
 
     /// Every problem, as one error; `Ok` when every tensor matched and none was left over.

@@ -25,12 +25,91 @@ struct Layer {
     norm2: LayerNorm,
 }
 
+/// Encoder layers `first..` and the final layer norm.
+pub struct Stack {
+    layers: Vec<Layer>,
+    norm: LayerNorm,
+    act: Activation,
+}
+
+impl Stack {
+    fn load(w: &mut Weights, c: &WhisperConfig, first: i64) -> Stack {
+        let d = c.d_model;
+        let layers = (first..c.encoder_layers)
+            .map(|i| {
+                let p = format!("layers.{i}");
+                let f = c.encoder_ffn_dim;
+                Layer {
+                    attn: SelfAttention::load(
+                        w,
+                        &format!("{p}.self_attn"),
+                        d,
+                        c.encoder_attention_heads,
+                        false,
+                        "d_model",
+                    ),
+                    norm1: LayerNorm::load(
+                        w,
+                        &format!("{p}.self_attn_layer_norm"),
+                        d,
+                        1e-5,
+                        "d_model",
+                    ),
+                    fc1: Linear::load(w, &format!("{p}.fc1"), f, d, true, "encoder_ffn_dim"),
+                    fc2: Linear::load(w, &format!("{p}.fc2"), d, f, true, "encoder_ffn_dim"),
+                    norm2: LayerNorm::load(w, &format!("{p}.final_layer_norm"), d, 1e-5, "d_model"),
+                }
+            })
+            .collect();
+        Stack {
+            layers,
+            norm: LayerNorm::load(w, "layer_norm", d, 1e-5, "d_model"),
+            act: Activation::parse(&c.activation_function).expect("checked"),
+        }
+    }
+
+    /// The input and every layer's output, the last after the final layer norm (as
+    /// `transformers` reports it), and that last state again. `bias`: an additive key mask.
+    pub fn run(&self, h: Tensor, bias: Option<&Tensor>) -> (Vec<Tensor>, Tensor) {
+        let mut h = h;
+        let mut states = vec![h.shallow_clone()];
+        for l in &self.layers {
+            h = &h + l.attn.forward(&l.norm1.forward(&h), bias);
+            h = &h
+                + l.fc2
+                    .forward(&self.act.apply(&l.fc1.forward(&l.norm2.forward(&h))));
+            states.push(h.shallow_clone());
+        }
+        let last = self.norm.forward(&h);
+        *states.last_mut().expect("states") = last.shallow_clone();
+        (states, last)
+    }
+}
+
+/// The top layers as trainable variables (the `finetune` model family).
+pub struct Top {
+    pub stack: Stack,
+}
+
+impl Top {
+    pub fn load<'p>(
+        w: &mut Weights<'p>,
+        c: &WhisperConfig,
+        first: i64,
+        path: tch::nn::Path<'p>,
+    ) -> Top {
+        w.train_into(Some(path));
+        let stack = Stack::load(w, c, first);
+        w.train_into(None);
+        Top { stack }
+    }
+}
+
 pub struct Whisper {
     conv1: (Tensor, Tensor),
     conv2: (Tensor, Tensor),
     positions: Tensor,
-    layers: Vec<Layer>,
-    norm: LayerNorm,
+    stack: Stack,
     act: Activation,
     /// `[n_mels, n_fft / 2 + 1]`.
     mel: Tensor,
@@ -62,33 +141,7 @@ impl Whisper {
             &[c.max_source_positions, d],
             "max_source_positions",
         );
-        let layers = (0..c.encoder_layers)
-            .map(|i| {
-                let p = format!("layers.{i}");
-                let f = c.encoder_ffn_dim;
-                Layer {
-                    attn: SelfAttention::load(
-                        w,
-                        &format!("{p}.self_attn"),
-                        d,
-                        c.encoder_attention_heads,
-                        false,
-                        "d_model",
-                    ),
-                    norm1: LayerNorm::load(
-                        w,
-                        &format!("{p}.self_attn_layer_norm"),
-                        d,
-                        1e-5,
-                        "d_model",
-                    ),
-                    fc1: Linear::load(w, &format!("{p}.fc1"), f, d, true, "encoder_ffn_dim"),
-                    fc2: Linear::load(w, &format!("{p}.fc2"), d, f, true, "encoder_ffn_dim"),
-                    norm2: LayerNorm::load(w, &format!("{p}.final_layer_norm"), d, 1e-5, "d_model"),
-                }
-            })
-            .collect();
-        let norm = LayerNorm::load(w, "layer_norm", d, 1e-5, "d_model");
+        let stack = Stack::load(w, c, 0);
         let bank = MelFilterbank::new(&MelFilterbankSpec {
             sample_rate: 16000.0,
             n_fft: p.n_fft as usize,
@@ -105,8 +158,7 @@ impl Whisper {
             conv1,
             conv2,
             positions,
-            layers,
-            norm,
+            stack,
             act: Activation::parse(&c.activation_function).expect("checked"),
             mel,
             window: Tensor::hann_window(p.n_fft, (Kind::Float, device)),
@@ -193,17 +245,8 @@ impl Whisper {
             .apply(&h.conv1d(&self.conv2.0, Some(&self.conv2.1), [2], [1], [1], 1));
         let h = h.permute([0, 2, 1]);
         let t = h.size()[1];
-        let mut h = h + self.positions.narrow(0, 0, t);
-        let mut states = vec![h.shallow_clone()];
-        for l in &self.layers {
-            h = &h + l.attn.forward(&l.norm1.forward(&h), None);
-            h = &h
-                + l.fc2
-                    .forward(&self.act.apply(&l.fc1.forward(&l.norm2.forward(&h))));
-            states.push(h.shallow_clone());
-        }
-        let last = self.norm.forward(&h);
-        *states.last_mut().expect("states") = last.shallow_clone();
+        let h = h + self.positions.narrow(0, 0, t);
+        let (states, last) = self.stack.run(h, None);
         Hidden {
             states,
             last,

@@ -12,6 +12,7 @@ pub mod classical;
 pub mod cnn;
 pub mod cnn_lstm;
 pub mod crnn;
+pub mod finetune;
 pub mod pool;
 pub mod probe;
 pub mod rnn;
@@ -40,6 +41,8 @@ pub enum ModelSpec {
     Vector(vector::VectorSpec),
     /// A weighted sum of encoder layers and a head ([`probe`]).
     Probe(probe::ProbeSpec),
+    /// The top layers of a pretrained encoder, fine-tuned, with a probe head ([`finetune`]).
+    Finetune(finetune::FinetuneSpec),
     /// Classical models over clip vectors ([`classical`]).
     Svm(classical::svm::SvmSpec),
     RandomForest(classical::forest::ForestSpec),
@@ -90,6 +93,8 @@ impl ModelSpec {
             "seed_cnn_bilstm" => ModelSpec::Vector(vector::VectorSpec::seed_cnn_bilstm()),
             "probe" => ModelSpec::Probe(probe::ProbeSpec::default()),
             "probe_linear" => ModelSpec::Probe(probe::ProbeSpec::linear()),
+            // Needs an encoder folder to build, so it is in none of the lists below.
+            "finetune" => ModelSpec::Finetune(finetune::FinetuneSpec::default()),
             "seed_rf" => ModelSpec::RandomForest(classical::forest::ForestSpec::seed()),
             "svm" => ModelSpec::Svm(Default::default()),
             "svm_linear" => ModelSpec::Svm(classical::svm::SvmSpec {
@@ -136,6 +141,7 @@ impl ModelSpec {
             .iter()
             .chain(&Self::VECTOR_PRESETS)
             .chain(&Self::CLASSICAL_PRESETS)
+            .chain(&["finetune"])
             .copied()
             .collect()
     }
@@ -150,6 +156,7 @@ impl ModelSpec {
             ModelSpec::Transformer(_) => "transformer",
             ModelSpec::Vector(_) => "vector",
             ModelSpec::Probe(_) => "probe",
+            ModelSpec::Finetune(_) => "finetune",
             ModelSpec::Svm(_) => "svm",
             ModelSpec::RandomForest(_) => "random_forest",
             ModelSpec::Logistic(_) => "logistic",
@@ -165,6 +172,14 @@ impl ModelSpec {
             ModelSpec::Logistic(s) => C::Logistic(s.clone()),
             _ => return None,
         })
+    }
+
+    /// Learning-rate factors of optimizer groups (the fine-tuned encoder layers).
+    pub fn group_lr(&self) -> Vec<(usize, f64)> {
+        match self {
+            ModelSpec::Finetune(s) => vec![(finetune::ENCODER_GROUP, s.lr_scale)],
+            _ => Vec::new(),
+        }
     }
 
     /// L2 coefficient (Keras convention: loss += l2 · Σw²) of the [`L2_GROUP`] variables.
@@ -193,6 +208,7 @@ impl ModelSpec {
             }
             ModelSpec::Vector(s) => Box::new(vector::VectorNet::new(path, s, input, n_classes)?),
             ModelSpec::Probe(s) => Box::new(probe::Probe::new(path, s, input, n_classes)?),
+            ModelSpec::Finetune(s) => Box::new(finetune::Finetune::new(path, s, input, n_classes)?),
             ModelSpec::Svm(_) | ModelSpec::RandomForest(_) | ModelSpec::Logistic(_) => {
                 return Err(invalid(
                     self.family(),

@@ -123,7 +123,9 @@ pub fn fit(
         super::with_norm(test, cfg.normalize)?,
     );
     let norm = match cfg.normalize {
-        NormMode::Speaker | NormMode::Utterance => Normalizer::identity(train.n_features),
+        NormMode::Speaker | NormMode::Utterance | NormMode::None => {
+            Normalizer::identity(train.n_features)
+        }
         mode => Normalizer::fit(&train, mode),
     };
     let (xt, xv, xs) = (

@@ -144,7 +144,7 @@ impl Dataset {
         speakers: Option<&SpeakerStats>,
     ) -> Result<(), TrainError> {
         match mode {
-            NormMode::PerMel | NormMode::Global => {}
+            NormMode::PerMel | NormMode::Global | NormMode::None => {}
             NormMode::Utterance => {
                 self.clip_norm = Some(
                     self.features
@@ -196,6 +196,9 @@ pub enum NormMode {
     Speaker,
     /// Per bin, from each clip's own frames (cepstral mean and variance normalisation).
     Utterance,
+    /// The features as cached: for pretrained layers that expect their own hidden states
+    /// (the `finetune` family).
+    None,
 }
 
 impl NormMode {

@@ -516,7 +516,9 @@ pub fn fit_with(
     tch::manual_seed(cfg.seed as i64);
     let k = class_names.len();
     let norm = match cfg.normalize {
-        NormMode::Speaker | NormMode::Utterance => Normalizer::identity(train.n_features),
+        NormMode::Speaker | NormMode::Utterance | NormMode::None => {
+            Normalizer::identity(train.n_features)
+        }
         mode => Normalizer::fit(train, mode),
     };
     let vs = nn::VarStore::new(device);
@@ -525,6 +527,9 @@ pub fn fit_with(
     if spec.l2() > 0.0 {
         // Keras adds l2·Σw² to the loss: its gradient is 2·l2·w, i.e. coupled decay 2·l2.
         opt.set_group_decay(L2_GROUP, 2.0 * spec.l2());
+    }
+    for (group, factor) in spec.group_lr() {
+        opt.set_group_lr_scale(group, factor);
     }
     let mut sched = optim::Scheduler::new(cfg.schedule.clone(), cfg.lr, cfg.epochs);
     let weights = cfg

@@ -50,6 +50,8 @@ pub struct Optimizer {
     spec: OptimizerSpec,
     params: Vec<(Tensor, usize)>,
     group_decay: Vec<(usize, f64)>,
+    /// Learning-rate factors of groups (pretrained layers fine-tuned slower).
+    group_lr: Vec<(usize, f64)>,
     /// First moments (Adam) or momentum buffers (SGD), one per parameter.
     m: Vec<Tensor>,
     /// Second moments (Adam only).
@@ -73,6 +75,7 @@ impl Optimizer {
             v: params.iter().map(|(p, _)| zeros(p)).collect(),
             params,
             group_decay: Vec::new(),
+            group_lr: Vec::new(),
             step: 0,
             lr,
         }
@@ -82,6 +85,19 @@ impl Optimizer {
     pub fn set_group_decay(&mut self, group: usize, decay: f64) {
         self.group_decay.retain(|(g, _)| *g != group);
         self.group_decay.push((group, decay));
+    }
+
+    /// The variables of one group learn at `factor` × the learning rate.
+    pub fn set_group_lr_scale(&mut self, group: usize, factor: f64) {
+        self.group_lr.retain(|(g, _)| *g != group);
+        self.group_lr.push((group, factor));
+    }
+
+    fn lr_of(&self, group: usize) -> f64 {
+        self.group_lr
+            .iter()
+            .find(|(g, _)| *g == group)
+            .map_or(self.lr, |(_, f)| self.lr * f)
     }
 
     fn decay_of(&self, group: usize) -> f64 {
@@ -137,6 +153,7 @@ impl Optimizer {
                     continue;
                 }
                 let wd = self.decay_of(group);
+                let lr = self.lr_of(group);
                 let mut p = p.shallow_clone();
                 match s.kind {
                     OptimizerKind::Adam | OptimizerKind::AdamW => {
@@ -150,7 +167,7 @@ impl Optimizer {
                             g
                         };
                         if s.kind == OptimizerKind::AdamW && wd != 0.0 {
-                            let _ = p.g_mul_scalar_(1.0 - self.lr * wd);
+                            let _ = p.g_mul_scalar_(1.0 - lr * wd);
                         }
                         let m = &mut self.m[i];
                         let _ = m.lerp_(&g, 1.0 - s.beta1);
@@ -165,7 +182,7 @@ impl Optimizer {
                         let _ = denom.g_div_scalar_(bc2.sqrt());
                         let _ = denom.g_add_scalar_(s.eps);
                         let mut update = &*m / &denom;
-                        let _ = update.g_mul_scalar_(-self.lr / bc1);
+                        let _ = update.g_mul_scalar_(-lr / bc1);
                         let _ = p.g_add_(&update);
                     }
                     OptimizerKind::Sgd => {
@@ -177,7 +194,7 @@ impl Optimizer {
                             let _ = buf.g_mul_scalar_(s.momentum);
                             let _ = buf.g_add_(&g);
                         }
-                        let _ = p.g_sub_(&(&*buf * self.lr));
+                        let _ = p.g_sub_(&(&*buf * lr));
                     }
                 }
             }
