@@ -120,6 +120,7 @@ pub fn score(p: &Predictions) -> RunMetrics {
         by_sex: metrics::by_group(&truth, &pred, &p.sex, &p.classes),
         best_epoch: 0,
         val_ua: f64::NAN,
+        temperature: None,
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod audio;
 pub mod bench;
 pub mod cache;
+pub mod calibration;
 pub mod config;
 pub mod corpus;
 pub mod doctor;

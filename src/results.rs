@@ -57,6 +57,12 @@ pub struct RunMeta {
     /// The feature cache folder the run read (`<cache>/<feature_key>`).
     #[serde(default)]
     pub feature_key: String,
+    /// Extra copies of byte-identical clips left out before splitting (one copy of each kept).
+    #[serde(default)]
+    pub duplicates_dropped: usize,
+    /// Of those contents, how many were filed under more than one speaker.
+    #[serde(default)]
+    pub duplicates_cross_speaker: usize,
     pub fold: usize,
     pub seed: u64,
     pub split_seed: u64,
@@ -94,6 +100,10 @@ pub struct RunMetrics {
     pub best_epoch: usize,
     /// Validation UA at the selected epoch (what model selection saw).
     pub val_ua: f64,
+    /// Temperature that minimises the validation speakers' NLL (`crate::calibration`): applied
+    /// to the probabilities `predict` reports; the stored test probabilities are unscaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
 }
 
 /// The files of a run folder.

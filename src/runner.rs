@@ -34,8 +34,11 @@ pub struct Prepared {
     pub classes: Vec<String>,
     /// Per clip (same order as `clips`): the original variant first, then augmented ones.
     pub rows: Vec<Vec<CacheRow>>,
-    /// Clips left out: no label for the target, label not kept, or features failed.
+    /// Clips left out: no label for the target, label not kept, duplicate content, or
+    /// features failed.
     pub skipped: BTreeMap<String, usize>,
+    /// Byte-identical clips found in the corpus (one copy of each was kept).
+    pub duplicates: corpus::Duplicates,
 }
 
 /// A clip's label for `target`, after `merge`.
@@ -100,6 +103,16 @@ pub fn prepare(exp: &Experiment, progress: bool) -> Result<Prepared> {
             .into());
     }
     let mut skipped = BTreeMap::new();
+    // The same audio twice (possibly under two speakers) would sit on both sides of a
+    // speaker-independent split: keep one copy of each content.
+    let (all, duplicates) = corpus::dedupe(all);
+    if let Some(line) = duplicates.summary() {
+        eprintln!(
+            "corpus: {line}; one copy of each kept (`emolab corpus scan {}` lists them)",
+            exp.corpus.path.display()
+        );
+        skipped.insert("duplicate content".into(), duplicates.extra_copies());
+    }
     let mut labelled = Vec::new();
     for c in all {
         if let Some(want) = &exp.corpus.vocal_channel {
@@ -171,6 +184,7 @@ pub fn prepare(exp: &Experiment, progress: bool) -> Result<Prepared> {
         classes,
         rows: Vec::new(),
         skipped,
+        duplicates,
     };
     for ((c, l), rows) in clips.into_iter().zip(labels).zip(rows) {
         match rows {
@@ -455,6 +469,8 @@ pub fn run_one(
         corpus: exp.corpus.path.display().to_string(),
         pipeline: exp.pipeline.name.clone(),
         feature_key: exp.pipeline.feature_key(),
+        duplicates_dropped: prep.duplicates.extra_copies(),
+        duplicates_cross_speaker: prep.duplicates.cross_speaker(),
         fold: fold.index,
         seed,
         split_seed,
@@ -569,6 +585,7 @@ pub fn run_one(
         by_sex: metrics::by_group(&truth, &fit.test_pred, &sexes, &prep.classes),
         best_epoch: fit.best_epoch,
         val_ua: best.val_ua,
+        temperature: Some(fit.temperature),
     })?;
     meta.parameters = parameters;
     meta.epochs_run = fit.history.len();
@@ -897,6 +914,7 @@ pub fn evaluate(
         by_sex: metrics::by_group(&lab, &pred, &sexes, classes),
         best_epoch: lr.meta.best_epoch,
         val_ua: f64::NAN,
+        temperature: None,
     };
     let out = run.join("eval").join(&name);
     crate::results::write_json(&out.join("metrics.json"), &m)?;
@@ -921,6 +939,16 @@ pub struct FilePrediction {
     pub prediction: Option<String>,
     pub probabilities: BTreeMap<String, f32>,
     pub error: Option<String>,
+}
+
+/// The temperature a run fitted on its validation speakers (1 for runs from before it was).
+pub fn run_temperature(run: &Path) -> f64 {
+    std::fs::read_to_string(run.join("metrics.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<RunMetrics>(&t).ok())
+        .and_then(|m| m.temperature)
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .unwrap_or(1.0)
 }
 
 /// Predict the label of each audio file (any rate, channels, bit depth). A file that cannot be
@@ -958,8 +986,11 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
             .collect();
         let ds = Dataset::unlabelled(clips, fx.n_features(), p.channels(), Some("predict".into()));
         let (p, pred) = lr.model.predict(&ds)?;
+        // Calibrated on the run's validation speakers (temperature scaling; the prediction is
+        // the same, the probabilities are the calibrated ones).
+        let t = run_temperature(run);
         for ((&i, pr), c) in good.iter().zip(p).zip(pred) {
-            probs[i] = Some((pr, c));
+            probs[i] = Some((crate::calibration::scale(&pr, t), c));
         }
     }
     Ok(files

@@ -324,3 +324,104 @@ fn doctor_reports_versions_and_device() {
     assert!(dev == "cpu" || dev.starts_with("cuda"), "{dev}");
     assert!(j["torch_threads"].as_i64().unwrap() >= 1);
 }
+
+/// Byte-identical clips: `corpus scan` lists them and flags copies filed under another speaker
+/// or label; an experiment keeps one copy of each content, so no audio is on both sides of a
+/// speaker-independent split, and every run's meta.json says how many copies were left out.
+#[test]
+fn duplicate_content_is_reported_and_kept_on_one_side_of_every_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("c");
+    synth_corpus(Layout::Cremad, &c, Some(4));
+    // One clip copied into another actor's name, one onto another label of its own actor.
+    std::fs::copy(c.join("1001_DFA_ANG_XX.wav"), c.join("1002_DFA_ANG_XX.wav")).unwrap();
+    std::fs::copy(c.join("1003_DFA_HAP_XX.wav"), c.join("1003_DFA_SAD_XX.wav")).unwrap();
+    let s = scan(&c, Format::Cremad).summary();
+    assert_eq!(s.duplicates.groups.len(), 2);
+    assert_eq!(
+        (s.duplicates.cross_speaker(), s.duplicates.cross_label()),
+        (1, 1)
+    );
+    let text = s.to_string();
+    assert!(
+        text.contains("DIFFERENT SPEAKERS:") && text.contains("1002_DFA_ANG_XX.wav"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DIFFERENT LABELS:") && text.contains("1003_DFA_SAD_XX.wav"),
+        "{text}"
+    );
+    assert!(text.contains("WARNING"), "{text}");
+
+    let exp = dir.path().join("e.yaml");
+    std::fs::write(
+        &exp,
+        format!(
+            "corpus: {{path: {}, format: cremad}}\npipeline: {{file: {}/pipelines/logmel64.yaml, augment: []}}\nprotocol: {{kind: speaker_kfold, k: 2, val_fraction: 0.25}}\nmodel: {{preset: cnn_v1}}\nseeds: [0]\ncache: {}\n",
+            c.display(),
+            env!("CARGO_MANIFEST_DIR"),
+            dir.path().join("cache").display()
+        ),
+    )
+    .unwrap();
+    let exp = emolab::experiment::Experiment::load(&exp, &[]).unwrap();
+    let prep = emolab::runner::prepare(&exp, false).unwrap();
+    assert_eq!(prep.duplicates.extra_copies(), 2);
+    assert_eq!(prep.skipped.get("duplicate content"), Some(&2));
+    let hashes: BTreeSet<&str> = prep.clips.iter().map(|c| c.content_hash.as_str()).collect();
+    assert_eq!(hashes.len(), prep.clips.len(), "one clip per content");
+    for fold in emolab::runner::folds_for(&exp, &prep, 0).unwrap() {
+        let side = |idx: &[usize]| -> BTreeSet<&str> {
+            idx.iter()
+                .map(|&i| prep.clips[i].content_hash.as_str())
+                .collect()
+        };
+        assert!(side(&fold.train).is_disjoint(&side(&fold.test)));
+        assert!(side(&fold.val).is_disjoint(&side(&fold.test)));
+    }
+}
+
+/// A RAVDESS file in another actor's folder is kept (the file name decides) and reported; a WAV
+/// whose header says 0 Hz, and one in a codec emolab does not read, are reported with the reason.
+#[test]
+fn folder_mismatches_zero_rates_and_codecs_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("r");
+    synth_corpus(Layout::Ravdess, &c, Some(2));
+    std::fs::create_dir_all(c.join("Actor_01")).unwrap();
+    let moved = "03-01-05-01-02-01-02.wav";
+    std::fs::rename(c.join(moved), c.join("Actor_01").join(moved)).unwrap();
+    // Patch two copies' fmt chunks: sample rate 0, and the MS-ADPCM format tag.
+    let good = std::fs::read(c.join("03-01-06-02-02-01-01.wav")).unwrap();
+    let fmt = good.windows(4).position(|w| w == b"fmt ").unwrap() + 8;
+    let mut zero = good.clone();
+    zero[fmt + 4..fmt + 8].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(c.join("03-01-06-02-02-02-01.wav"), zero).unwrap();
+    let mut adpcm = good;
+    adpcm[fmt..fmt + 2].copy_from_slice(&2u16.to_le_bytes());
+    std::fs::write(c.join("03-01-07-02-02-02-01.wav"), adpcm).unwrap();
+    let s = scan(&c, Format::Ravdess);
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert!(s.warnings[0].reason.contains("Actor_01") && s.warnings[0].reason.contains("actor 02"));
+    assert!(
+        s.clips.iter().any(|k| k.path.ends_with(moved)),
+        "the moved clip is kept"
+    );
+    let reason = |name: &str| {
+        s.problems
+            .iter()
+            .find(|p| p.path.ends_with(name))
+            .map(|p| p.reason.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        reason("03-01-06-02-02-02-01.wav").contains("sample rate 0"),
+        "{:?}",
+        s.problems
+    );
+    assert!(
+        reason("03-01-07-02-02-02-01.wav").contains("MS-ADPCM"),
+        "{:?}",
+        s.problems
+    );
+}

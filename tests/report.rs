@@ -295,12 +295,25 @@ fn report_of_runs_tables_partial_runs_and_the_browser() {
         "## Leakage panel",
         "## Paired comparisons",
         "## Missing or partial runs",
+        "## Per speaker",
+        "## Calibration and uncertainty",
+        "charts/reliability.svg",
+        "charts/per-speaker.svg",
         "fold2-seed1",
         "⚠",
         "charts/leaderboard-ua.svg",
     ] {
         assert!(md.contains(s), "report.md lacks {s}");
     }
+    // Calibration: one row per entry with finite ECEs, and the temperature each run fitted on
+    // its validation speakers; per-speaker UA for every tested speaker.
+    let cal = read_parquet(&out.join("tables/calibration.parquet"));
+    assert!(cal.height() >= 1);
+    for c in ["ece_mean", "ece_scaled_mean", "temperature_mean", "ua_at_50"] {
+        assert!(floats(&cal, c).iter().all(|v| v.is_some_and(f64::is_finite)), "{c}");
+    }
+    let spk = read_parquet(&out.join("tables/per_speaker.parquet"));
+    assert!(spk.height() >= 4, "{} per-speaker rows", spk.height());
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     // Self-contained: no script, stylesheet, image or link to anything outside the file.
     for bad in ["<script", "<link", "<img", "src=", "@import", "url("] {

@@ -23,6 +23,55 @@ pub enum AudioError {
     Empty,
     #[error("non-finite sample (NaN or Inf) at sample {index}")]
     NonFinite { index: usize },
+    #[error("bad WAV header: {0}")]
+    BadHeader(String),
+}
+
+/// The WAV format tag of the `fmt ` chunk (the sub-format's for WAVE_FORMAT_EXTENSIBLE), and the
+/// header's sample rate and channel count; `None` when the RIFF structure cannot be walked.
+fn wav_format(bytes: &[u8]) -> Option<(u16, u32, u16)> {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return None;
+    }
+    let mut pos = 12;
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().ok()?) as usize;
+        let body = bytes.get(pos + 8..(pos + 8 + size).min(bytes.len()))?;
+        if id == b"fmt " && body.len() >= 16 {
+            let mut tag = u16::from_le_bytes([body[0], body[1]]);
+            let channels = u16::from_le_bytes([body[2], body[3]]);
+            let rate = u32::from_le_bytes(body[4..8].try_into().ok()?);
+            if tag == 0xFFFE && body.len() >= 26 {
+                tag = u16::from_le_bytes([body[24], body[25]]);
+            }
+            return Some((tag, rate, channels));
+        }
+        pos += 8 + size + (size & 1);
+    }
+    None
+}
+
+/// The codec a WAV format tag names (the common ones), for error messages.
+fn codec_name(tag: u16) -> String {
+    let name = match tag {
+        0x0002 => "MS-ADPCM",
+        0x0006 => "A-law",
+        0x0007 => "µ-law",
+        0x0011 => "IMA ADPCM",
+        0x0031 => "GSM 6.10",
+        0x0050 => "MPEG",
+        0x0055 => "MP3",
+        0x00FF | 0x1610 => "AAC",
+        0x566F => "Vorbis",
+        0xF1AC => "FLAC",
+        _ => "",
+    };
+    if name.is_empty() {
+        format!("format tag 0x{tag:04X}")
+    } else {
+        format!("{name}, format tag 0x{tag:04X}")
+    }
 }
 
 /// Decoded audio, samples interleaved by channel and scaled to [-1, 1].
@@ -75,6 +124,20 @@ pub fn read_wav(path: &Path) -> Result<Audio, AudioError> {
 /// the common layouts (8/16/24/32-bit PCM, 32-bit float, sample width = container width) are
 /// then converted straight from the bytes, the rest through hound's sample iterator.
 pub fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioError> {
+    if let Some((tag, rate, channels)) = wav_format(bytes) {
+        if !matches!(tag, 1 | 3) {
+            return Err(AudioError::Unsupported(format!(
+                "{}: only PCM and IEEE float are read; convert it, e.g. `ffmpeg -i in.wav -c:a pcm_s16le out.wav`",
+                codec_name(tag)
+            )));
+        }
+        if rate == 0 {
+            return Err(AudioError::BadHeader("sample rate 0".into()));
+        }
+        if channels == 0 {
+            return Err(AudioError::BadHeader("0 channels".into()));
+        }
+    }
     let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(header_error)?;
     let spec = reader.spec();
     let declared = reader.len() as usize;
@@ -312,5 +375,32 @@ mod tests {
             decode_wav(&nan),
             Err(AudioError::NonFinite { index: 1 })
         ));
+    }
+
+    /// A 16-bit mono WAV whose `fmt ` chunk is then patched: format tag and sample rate.
+    fn patched(tag: u16, rate: u32) -> Vec<u8> {
+        let mut b = wav_bytes(spec(1, 16, false), |w| {
+            for i in 0..100 {
+                w.write_sample((i * 100) as i16).unwrap();
+            }
+        });
+        let fmt = b.windows(4).position(|w| w == b"fmt ").unwrap() + 8;
+        b[fmt..fmt + 2].copy_from_slice(&tag.to_le_bytes());
+        b[fmt + 4..fmt + 8].copy_from_slice(&rate.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn codecs_and_zero_rates_are_named() {
+        assert!(decode_wav(&patched(1, 16000)).is_ok());
+        let e = decode_wav(&patched(2, 16000)).unwrap_err().to_string();
+        assert!(
+            e.contains("MS-ADPCM") && e.contains("0x0002") && e.contains("ffmpeg"),
+            "{e}"
+        );
+        let e = decode_wav(&patched(0x11, 16000)).unwrap_err().to_string();
+        assert!(e.contains("IMA ADPCM"), "{e}");
+        let e = decode_wav(&patched(1, 0)).unwrap_err().to_string();
+        assert_eq!(e, "bad WAV header: sample rate 0");
     }
 }

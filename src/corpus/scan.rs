@@ -66,6 +66,8 @@ pub struct Scan {
     pub ignored: usize,
     /// Where CREMA-D demographics came from, if joined.
     pub demographics: Option<PathBuf>,
+    /// Clips kept but worth a look: a folder named for one actor holding another's file.
+    pub warnings: Vec<Problem>,
 }
 
 /// A candidate clip: path and the labels it carries (from a CSV row) or none (parse the name).
@@ -141,6 +143,7 @@ fn scan_candidates(
     }
     clips.sort_by(|a, b| a.path.cmp(&b.path));
     problems.sort_by(|a, b| a.path.cmp(&b.path));
+    let warnings = folder_speaker_mismatches(&clips);
     Ok(Scan {
         root: root.to_path_buf(),
         format,
@@ -148,7 +151,28 @@ fn scan_candidates(
         problems,
         ignored,
         demographics: demo_path,
+        warnings,
     })
+}
+
+/// Clips in a folder named `Actor_NN` (RAVDESS) whose file name says another actor.
+fn folder_speaker_mismatches(clips: &[ClipRecord]) -> Vec<Problem> {
+    let actor = regex::Regex::new(r"^Actor_(\d+)$").expect("valid");
+    clips
+        .iter()
+        .filter_map(|c| {
+            let folder = Path::new(&c.path).parent()?.file_name()?.to_str()?;
+            let n: u32 = actor.captures(folder)?[1].parse().ok()?;
+            let spk: u32 = c.speaker.as_deref()?.parse().ok()?;
+            (n != spk).then(|| Problem {
+                path: c.path.clone(),
+                reason: format!(
+                    "in folder {folder} but the file name says actor {:02}: the speaker is taken from the file name",
+                    spk
+                ),
+            })
+        })
+        .collect()
 }
 
 fn scan_one(
@@ -401,6 +425,9 @@ pub struct Summary {
     pub ignored_files: usize,
     pub demographics: Option<String>,
     pub problems: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+    /// Byte-identical clips under more than one name.
+    pub duplicates: super::Duplicates,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -466,6 +493,8 @@ impl Scan {
             ignored_files: self.ignored,
             demographics: self.demographics.as_ref().map(|p| p.display().to_string()),
             problems: self.problems.clone(),
+            warnings: self.warnings.clone(),
+            duplicates: super::Duplicates::find(&self.clips),
         }
     }
 }
@@ -516,6 +545,21 @@ impl std::fmt::Display for Summary {
         writeln!(f, "bits        {}", joinu(&self.bits, "-bit"))?;
         if let Some(d) = &self.demographics {
             writeln!(f, "demography  {d}")?;
+        }
+        if !self.warnings.is_empty() {
+            writeln!(f, "warnings ({}):", self.warnings.len())?;
+            for p in &self.warnings {
+                writeln!(f, "  {}: {}", p.path, p.reason)?;
+            }
+        }
+        if !self.duplicates.is_empty() {
+            writeln!(f, "duplicates  {}", self.duplicates)?;
+            if self.duplicates.cross_speaker() > 0 {
+                writeln!(
+                    f,
+                    "WARNING     the same audio is filed under different speakers: experiments keep one copy of each content (the first by path)"
+                )?;
+            }
         }
         if !self.problems.is_empty() {
             writeln!(f, "problems ({}):", self.problems.len())?;

@@ -16,6 +16,7 @@
 //! - [`markdown`], [`html`]: the two renderings of that document;
 //! - [`export`]: the tables as CSV and Parquet.
 
+pub mod analyses;
 pub mod charts;
 pub mod document;
 pub mod export;
@@ -23,6 +24,7 @@ pub mod html;
 pub mod load;
 pub mod markdown;
 pub mod paired;
+mod sections;
 pub mod tables;
 
 use std::path::{Path, PathBuf};

@@ -46,6 +46,12 @@ pub struct Tables {
     pub importance: DataFrame,
     /// Missing, running, failed and incomplete runs.
     pub issues: DataFrame,
+    /// UA per entry and test speaker (worst first within an entry).
+    pub per_speaker: DataFrame,
+    /// Calibration per entry: ECE / NLL before and after temperature scaling, UA at coverages.
+    pub calibration: DataFrame,
+    /// Reliability bins per entry (temperature-scaled probabilities, pooled over runs).
+    pub reliability: DataFrame,
     /// Entries shown in detail (confusion, curves, paired comparisons): every entry that is not
     /// a sweep trial, plus each sweep's selected trial; leaderboard order.
     pub focus: Vec<String>,
@@ -85,7 +91,12 @@ impl Tables {
         let issues = issues(loaded)?;
         let importance = importance(loaded)?;
         let focus = focus(&leaderboard, &sweep_trials)?;
+        let per_speaker = super::analyses::per_speaker(loaded)?;
+        let (calibration, reliability) = super::analyses::calibration(loaded)?;
         Ok(Tables {
+            per_speaker,
+            calibration,
+            reliability,
             runs,
             leaderboard,
             per_class,
@@ -120,6 +131,9 @@ impl Tables {
             ("paired", paired.clone()),
             ("importance", self.importance.clone()),
             ("issues", self.issues.clone()),
+            ("per_speaker", self.per_speaker.clone()),
+            ("calibration", self.calibration.clone()),
+            ("reliability", self.reliability.clone()),
         ])
     }
 }
@@ -161,6 +175,14 @@ fn runs_frame(loaded: &Loaded) -> Result<DataFrame> {
         Column::new("speaker_leaky".into(), b(&|r| r.meta.speaker_leaky)),
         Column::new("test_as_val".into(), b(&|r| r.meta.test_as_val)),
         Column::new("transductive".into(), b(&|r| r.meta.transductive)),
+        Column::new(
+            "duplicates_dropped".into(),
+            u(&|r| r.meta.duplicates_dropped as u64),
+        ),
+        Column::new(
+            "duplicates_cross_speaker".into(),
+            u(&|r| r.meta.duplicates_cross_speaker as u64),
+        ),
         Column::new("target".into(), s(&|r| r.meta.target.clone())),
         Column::new("corpus".into(), s(&|r| r.meta.corpus.clone())),
         Column::new("crema_d".into(), b(&load::is_crema_d)),
@@ -241,6 +263,10 @@ fn leaderboard(runs: &DataFrame, loaded: &Loaded) -> Result<DataFrame> {
             col("speaker_leaky").any(true).alias("speaker_leaky"),
             col("test_as_val").any(true).alias("test_as_val"),
             col("transductive").any(true).alias("transductive"),
+            col("duplicates_dropped").max().alias("duplicates_dropped"),
+            col("duplicates_cross_speaker")
+                .max()
+                .alias("duplicates_cross_speaker"),
             col("crema_d").all(true).alias("crema_d"),
             col("synthetic").any(true).alias("synthetic"),
         ])
@@ -277,14 +303,21 @@ fn leaderboard(runs: &DataFrame, loaded: &Loaded) -> Result<DataFrame> {
     let warnings: Vec<String> = (0..lb.height())
         .map(|i| flags(leaky[i], tav[i], &target[i]).join("; "))
         .collect();
-    let notes: Vec<String> = trans
-        .iter()
-        .map(|&t| {
-            if t {
-                TRANSDUCTIVE_NOTE.to_string()
-            } else {
-                String::new()
+    let dropped = u64_col(&lb, "duplicates_dropped")?;
+    let cross = u64_col(&lb, "duplicates_cross_speaker")?;
+    let notes: Vec<String> = (0..lb.height())
+        .map(|i| {
+            let mut n = Vec::new();
+            if trans[i] {
+                n.push(TRANSDUCTIVE_NOTE.to_string());
             }
+            if dropped[i] > 0 {
+                n.push(format!(
+                    "{} byte-identical extra copies left out before splitting ({} filed under two speakers)",
+                    dropped[i], cross[i]
+                ));
+            }
+            n.join("; ")
         })
         .collect();
     let mut lb = lb;

@@ -189,6 +189,9 @@ pub fn fit(
         test: test_metrics,
         test_pred,
         test_probs,
+        // Fitted on the validation speakers' probabilities from the model fitted on the
+        // training speakers (the refitted model has seen the validation clips).
+        temperature: crate::calibration::fit_temperature(&vp, &val.labels),
         importance: Some(importance),
         model: ClassicalTrained {
             spec: spec.clone(),

@@ -217,6 +217,8 @@ pub struct FitResult<M = Trained> {
     /// Test predictions and class probabilities, in test-set order.
     pub test_pred: Vec<usize>,
     pub test_probs: Vec<Vec<f32>>,
+    /// Temperature minimising the validation NLL of the selected model ([`crate::calibration`]).
+    pub temperature: f64,
     /// Permutation importance `(mean, std)` per feature on the validation clips, where the
     /// learner measures it (classical models; see [`crate::importance`]).
     pub importance: Option<Vec<(f64, f64)>>,
@@ -233,6 +235,7 @@ impl<M> FitResult<M> {
             test: self.test,
             test_pred: self.test_pred,
             test_probs: self.test_probs,
+            temperature: self.temperature,
             importance: self.importance,
             model: (),
         }
@@ -704,6 +707,8 @@ pub fn fit_with(
             }
         }
     });
+    let sv = score(&model, val, &norm, window, device, cfg.precision, k)?;
+    let temperature = crate::calibration::fit_temperature(&sv.probs, &val.labels);
     let st = score(&model, test, &norm, window, device, cfg.precision, k)?;
     let test_metrics = metrics::compute(&test.labels, &st.pred, class_names);
     Ok(Some(FitResult {
@@ -712,6 +717,7 @@ pub fn fit_with(
         test: test_metrics,
         test_pred: st.pred,
         test_probs: st.probs,
+        temperature,
         importance: None,
         model: Trained {
             spec: spec.clone(),

@@ -1,0 +1,173 @@
+//! Tables computed from the runs' test predictions for the per-speaker and calibration
+//! sections: UA per test speaker, and calibration (ECE before and after the temperature each
+//! run fitted on its validation speakers, reliability bins, UA against coverage).
+
+use polars::prelude::*;
+
+use super::load::Loaded;
+use super::{Result, TableContext};
+use crate::calibration;
+
+/// Confidence bins of the reliability diagrams and of the ECE (Guo et al., 2017).
+pub const BINS: usize = 15;
+/// Coverages of the selective-classification table.
+pub const COVERAGES: [f64; 5] = [1.0, 0.9, 0.8, 0.7, 0.5];
+
+fn runs_with_predictions(
+    loaded: &Loaded,
+) -> impl Iterator<Item = (&super::load::Run, crate::results::Predictions)> {
+    loaded.runs.iter().filter_map(|r| {
+        let p = crate::ensemble::read_predictions(r.predictions.as_ref()?, &r.meta.classes).ok()?;
+        Some((r, p))
+    })
+}
+
+fn labels(p: &crate::results::Predictions) -> (Vec<usize>, Vec<usize>) {
+    let idx = |l: &String| p.classes.iter().position(|c| c == l).unwrap_or(0);
+    (
+        p.truth.iter().map(idx).collect(),
+        p.prediction.iter().map(idx).collect(),
+    )
+}
+
+/// UA per entry and test speaker, mean over the entry's runs that tested the speaker, worst
+/// speakers first within each entry.
+pub fn per_speaker(loaded: &Loaded) -> Result<DataFrame> {
+    let (mut entry, mut speaker, mut clips, mut ua) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (r, p) in runs_with_predictions(loaded) {
+        let (truth, pred) = labels(&p);
+        let spk: Vec<Option<String>> = p.speaker.clone();
+        let groups = crate::metrics::by_group(&truth, &pred, &spk, &p.classes);
+        for (s, m) in groups {
+            entry.push(r.entry());
+            speaker.push(s);
+            clips.push(m.n as u64);
+            ua.push(m.ua);
+        }
+    }
+    DataFrame::new(vec![
+        Column::new("entry".into(), entry),
+        Column::new("speaker".into(), speaker),
+        Column::new("clips".into(), clips),
+        Column::new("ua".into(), ua),
+    ])
+    .table("per_speaker")?
+    .lazy()
+    .group_by_stable([col("entry"), col("speaker")])
+    .agg([
+        len().alias("runs"),
+        col("clips").sum(),
+        col("ua").mean().alias("ua_mean"),
+    ])
+    .sort(
+        ["entry", "ua_mean"],
+        SortMultipleOptions::default().with_maintain_order(true),
+    )
+    .collect()
+    .table("per_speaker")
+}
+
+/// Calibration per run: ECE of the test probabilities as stored and at the run's validation
+/// temperature, the temperature, and UA at each coverage of [`COVERAGES`].
+pub fn calibration(loaded: &Loaded) -> Result<(DataFrame, DataFrame)> {
+    let mut entry = Vec::new();
+    let mut run = Vec::new();
+    let (mut t, mut ece, mut ece_t, mut nll, mut nll_t) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut cov: Vec<Vec<f64>> = vec![Vec::new(); COVERAGES.len()];
+    let (mut b_entry, mut b_lower, mut b_n, mut b_conf, mut b_acc) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (r, p) in runs_with_predictions(loaded) {
+        if p.probs.iter().any(|q| q.iter().any(|v| !v.is_finite())) {
+            continue;
+        }
+        let (truth, _) = labels(&p);
+        let temp = r.metrics.temperature.unwrap_or(1.0);
+        let scaled = calibration::scale_all(&p.probs, temp);
+        entry.push(r.entry());
+        run.push(r.run.clone());
+        t.push(r.metrics.temperature);
+        ece.push(calibration::ece(&p.probs, &truth, BINS));
+        ece_t.push(calibration::ece(&scaled, &truth, BINS));
+        nll.push(calibration::nll(&p.probs, &truth));
+        nll_t.push(calibration::nll(&scaled, &truth));
+        for (k, v) in calibration::ua_at_coverage(&p.probs, &truth, p.classes.len(), &COVERAGES)
+            .into_iter()
+            .enumerate()
+        {
+            cov[k].push(v);
+        }
+        for b in calibration::reliability(&scaled, &truth, BINS) {
+            b_entry.push(r.entry());
+            b_lower.push(b.lower);
+            b_n.push(b.count as u64);
+            b_conf.push(b.confidence * b.count as f64);
+            b_acc.push(b.accuracy * b.count as f64);
+        }
+    }
+    let mut cols = vec![
+        Column::new("entry".into(), entry),
+        Column::new("run".into(), run),
+        Column::new("temperature".into(), t),
+        Column::new("ece".into(), ece),
+        Column::new("ece_scaled".into(), ece_t),
+        Column::new("nll".into(), nll),
+        Column::new("nll_scaled".into(), nll_t),
+    ];
+    for (k, c) in COVERAGES.iter().enumerate() {
+        cols.push(Column::new(
+            format!("ua_at_{}", (c * 100.0).round() as u32).into(),
+            std::mem::take(&mut cov[k]),
+        ));
+    }
+    let mut aggs = vec![
+        len().alias("runs"),
+        col("temperature").mean().alias("temperature_mean"),
+        col("ece").mean().alias("ece_mean"),
+        col("ece_scaled").mean().alias("ece_scaled_mean"),
+        col("nll").mean().alias("nll_mean"),
+        col("nll_scaled").mean().alias("nll_scaled_mean"),
+    ];
+    for c in COVERAGES {
+        let name = format!("ua_at_{}", (c * 100.0).round() as u32);
+        aggs.push(col(name.as_str()).mean().alias(name.as_str()));
+    }
+    let per_entry = DataFrame::new(cols)
+        .table("calibration")?
+        .lazy()
+        .group_by_stable([col("entry")])
+        .agg(aggs)
+        .collect()
+        .table("calibration")?;
+    // Reliability bins pooled over an entry's runs (temperature-scaled probabilities).
+    let bins = DataFrame::new(vec![
+        Column::new("entry".into(), b_entry),
+        Column::new("lower".into(), b_lower),
+        Column::new("clips".into(), b_n),
+        Column::new("conf_sum".into(), b_conf),
+        Column::new("acc_sum".into(), b_acc),
+    ])
+    .table("reliability")?
+    .lazy()
+    .group_by_stable([col("entry"), col("lower")])
+    .agg([
+        col("clips").sum(),
+        col("conf_sum").sum(),
+        col("acc_sum").sum(),
+    ])
+    .with_columns([
+        (col("conf_sum") / col("clips").cast(DataType::Float64)).alias("confidence"),
+        (col("acc_sum") / col("clips").cast(DataType::Float64)).alias("accuracy"),
+    ])
+    .select([
+        col("entry"),
+        col("lower"),
+        col("clips"),
+        col("confidence"),
+        col("accuracy"),
+    ])
+    .collect()
+    .table("reliability")?;
+    Ok((per_entry, bins))
+}
