@@ -683,7 +683,7 @@ fn run_fusion(file: &Path) -> Result<ExitCode> {
         left_out.len(),
         dir.display()
     );
-    println!("{}", runner::pretty(&agg)?);
+    println!("{}", runner::plain_table(&runner::pretty(&agg)?));
     Ok(if written.is_empty() {
         ExitCode::FAILURE
     } else {
@@ -727,7 +727,7 @@ fn run_experiment(exp: &Experiment, force: bool, progress: bool) -> Result<ExitC
         failed.len(),
         exp.results.join(&exp.name).display()
     );
-    println!("{}", runner::pretty(&agg)?);
+    println!("{}", runner::plain_table(&runner::pretty(&agg)?));
     for f in &failed {
         eprintln!(
             "failed: {}: {}",

@@ -721,6 +721,70 @@ pub fn pretty(agg: &DataFrame) -> Result<DataFrame> {
     ])?)
 }
 
+/// A data frame as a plain, aligned text table (header, rule, one line per row; text left,
+/// numbers right; nulls as `-`): what `run` prints, readable in a log file.
+pub fn plain_table(df: &DataFrame) -> String {
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let cell = |v: AnyValue| match v {
+        AnyValue::Null => "-".to_string(),
+        AnyValue::String(s) => s.to_string(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        v => v.to_string(),
+    };
+    let cols = df.get_columns();
+    let rows: Vec<Vec<String>> = (0..df.height())
+        .map(|i| {
+            cols.iter()
+                .map(|c| c.get(i).map(cell).unwrap_or_else(|_| "-".into()))
+                .collect()
+        })
+        .collect();
+    let numeric: Vec<bool> = cols
+        .iter()
+        .map(|c| c.dtype().is_primitive_numeric())
+        .collect();
+    let width: Vec<usize> = (0..names.len())
+        .map(|j| {
+            rows.iter()
+                .map(|r| r[j].chars().count())
+                .chain([names[j].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| -> String {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                let pad = width[j].saturating_sub(c.chars().count());
+                if numeric[j] {
+                    format!("{}{c}", " ".repeat(pad))
+                } else {
+                    format!("{c}{}", " ".repeat(pad))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(&names)];
+    out.push(
+        width
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  "),
+    );
+    out.extend(rows.iter().map(|r| line(r)));
+    out.join("\n")
+}
+
 /// Write `results/<exp>/summary.parquet` and return the aggregate.
 pub fn write_summary(exp: &Experiment) -> Result<DataFrame> {
     let dir = exp.results.join(&exp.name);
@@ -1012,4 +1076,26 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
             },
         })
         .collect())
+}
+
+#[cfg(test)]
+mod plain_table_tests {
+    use super::*;
+
+    #[test]
+    fn aligned_without_dtypes_or_borders() {
+        let df = df!(
+            "model" => ["cnn", "svm_linear"],
+            "runs" => [10u32, 2],
+            "UA" => ["0.703 ± 0.063", "0.745"],
+        )
+        .unwrap();
+        let t = plain_table(&df);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "model       runs  UA");
+        assert_eq!(lines[1], "----------  ----  -------------");
+        assert_eq!(lines[2], "cnn           10  0.703 ± 0.063");
+        assert_eq!(lines[3], "svm_linear     2  0.745");
+        assert!(!t.contains("str") && !t.contains('┆'));
+    }
 }

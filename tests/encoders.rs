@@ -270,17 +270,8 @@ fn cfg_with(dir: &Path, from: &str, to: &str) -> String {
 /// speakers, and `predict` scores a file through the same encoder.
 #[test]
 fn an_encoder_probe_experiment_caches_trains_and_predicts() {
-    use emolab::synth::{self, Layout, SynthOptions};
     let tmp = tempfile::tempdir().unwrap();
-    let corpus = tmp.path().join("synth");
-    synth::generate(&SynthOptions {
-        layout: Layout::Cremad,
-        out: corpus.clone(),
-        actors: Some(6),
-        seed: 5,
-        progress: false,
-    })
-    .unwrap();
+    let corpus = synth_corpus(tmp.path(), 6, 5);
     let pipelines = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
     let exp = tmp.path().join("probe.yaml");
     std::fs::write(
@@ -306,6 +297,14 @@ results: {results}
     .unwrap();
     let (ok, out, err) = common::emolab(&["run", exp.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
+    // The result table is plain text (no data-frame borders or dtype rows).
+    assert!(
+        out.contains("model")
+            && out.contains("UA")
+            && !out.contains("shape:")
+            && !out.contains('┆'),
+        "{out}"
+    );
     let cache = tmp.path().join("cache");
     let parts = |dir: &Path| -> Vec<(PathBuf, std::time::SystemTime)> {
         let mut v: Vec<_> = walkdir(dir)
@@ -392,6 +391,21 @@ results: {results}
         err.contains("/nonexistent/wavlm") && err.contains("huggingface-cli download"),
         "{err}"
     );
+}
+
+/// A synthetic CREMA-D-layout corpus of `actors` speakers under `dir/synth`.
+fn synth_corpus(dir: &Path, actors: usize, seed: u64) -> PathBuf {
+    use emolab::synth::{self, Layout, SynthOptions};
+    let out = dir.join("synth");
+    synth::generate(&SynthOptions {
+        layout: Layout::Cremad,
+        out: out.clone(),
+        actors: Some(actors),
+        seed,
+        progress: false,
+    })
+    .unwrap();
+    out
 }
 
 fn walkdir(dir: &Path) -> Vec<PathBuf> {
@@ -497,17 +511,8 @@ fn finetuning_trains_only_the_top_layers() {
 /// wrong hidden state is refused with the one to set.
 #[test]
 fn a_finetune_experiment_runs_and_checks_its_pipeline() {
-    use emolab::synth::{self, Layout, SynthOptions};
     let tmp = tempfile::tempdir().unwrap();
-    let corpus = tmp.path().join("synth");
-    synth::generate(&SynthOptions {
-        layout: Layout::Cremad,
-        out: corpus.clone(),
-        actors: Some(4),
-        seed: 6,
-        progress: false,
-    })
-    .unwrap();
+    let corpus = synth_corpus(tmp.path(), 4, 6);
     let pipelines = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
     let write = |name: &str, layer: usize, normalize: &str| {
         let exp = tmp.path().join(format!("{name}.yaml"));
@@ -547,4 +552,47 @@ results: {results}
     assert!(metrics["test"]["ua"].as_f64().unwrap().is_finite());
     let (ok, out, err) = common::emolab(&["evaluate", run.to_str().unwrap(), "--json"]);
     assert!(ok, "{out}\n{err}");
+}
+
+/// Batching several clips into one forward pass gives each clip the embedding it gets alone
+/// (layer-norm front ends: padding is masked); a group-norm model is never batched; a long clip
+/// is cut into equal pieces whose frames all reach the cache.
+#[test]
+fn batched_and_chunked_embeddings_match_one_clip_at_a_time() {
+    use emolab::features::embeddings::{Embedder, EncoderSpec, Layers, Pooling};
+    let r = refs("wav2vec2_large");
+    let y = to_vec(&r["wave_synth"]);
+    let clips: Vec<&[f32]> = vec![&y[..12800], &y[..7000], &y[2000..11000]];
+    let spec = |name: &str, pooling: Pooling, chunk_s: f32, batch: usize| EncoderSpec {
+        path: fixture(name),
+        kind: None,
+        layers: Layers::All,
+        pooling,
+        chunk_s,
+        whisper_input: WhisperInput::Padded,
+        batch: Some(batch),
+    };
+    for name in ["wav2vec2_large", "wavlm_base"] {
+        let one = Embedder::new(&spec(name, Pooling::MeanStd, 20.0, 1), Device::Cpu).unwrap();
+        let many = Embedder::new(&spec(name, Pooling::MeanStd, 20.0, 3), Device::Cpu).unwrap();
+        let batched = many.embed_many(&clips);
+        for (c, b) in clips.iter().zip(batched) {
+            let (n1, a) = one.embed(c).unwrap();
+            let (n2, b) = b.unwrap();
+            assert_eq!((n1, a.len()), (n2, b.len()));
+            let d = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-4, "{name}: batched embedding differs by {d}");
+        }
+    }
+    // Chunking: a 2.4 s clip (the tone three times) at chunk_s 1 is three pieces of 0.8 s.
+    let long: Vec<f32> = y.iter().chain(&y).chain(&y).copied().collect();
+    let e = Embedder::new(&spec("wavlm_base", Pooling::None, 1.0, 1), Device::Cpu).unwrap();
+    let (frames, data) = e.embed(&long).unwrap();
+    let enc = Encoder::load(&fixture("wavlm_base"), Device::Cpu).unwrap();
+    assert_eq!(frames, 3 * enc.frames_for(12800), "three pieces of 0.8 s");
+    assert_eq!(data.len(), frames * 3 * 32);
 }

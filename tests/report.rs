@@ -309,8 +309,18 @@ fn report_of_runs_tables_partial_runs_and_the_browser() {
     // its validation speakers; per-speaker UA for every tested speaker.
     let cal = read_parquet(&out.join("tables/calibration.parquet"));
     assert!(cal.height() >= 1);
-    for c in ["ece_mean", "ece_scaled_mean", "temperature_mean", "ua_at_50"] {
-        assert!(floats(&cal, c).iter().all(|v| v.is_some_and(f64::is_finite)), "{c}");
+    for c in [
+        "ece_mean",
+        "ece_scaled_mean",
+        "temperature_mean",
+        "ua_at_50",
+    ] {
+        assert!(
+            floats(&cal, c)
+                .iter()
+                .all(|v| v.is_some_and(f64::is_finite)),
+            "{c}"
+        );
     }
     let spk = read_parquet(&out.join("tables/per_speaker.parquet"));
     assert!(spk.height() >= 4, "{} per-speaker rows", spk.height());

@@ -439,6 +439,16 @@ impl Encoder {
         }
     }
 
+    /// Whether a clip's hidden states are the same alone and zero-padded in a batch (masked):
+    /// not for a group-norm front end, which normalises over the padding too. Whisper pads
+    /// every clip to 30 s anyway.
+    pub fn pads_invariantly(&self) -> bool {
+        match &self.config {
+            ModelConfig::W2v(_, c) => c.feat_extract_norm == "layer",
+            ModelConfig::Whisper(_) => true,
+        }
+    }
+
     /// The shortest clip the encoder accepts, in samples.
     pub fn min_samples(&self) -> usize {
         match &self.inner {

@@ -86,6 +86,10 @@ pub struct EncoderSpec {
     /// Whisper only: `padded` (30 s, as trained) or `cropped` (the clip's own frames).
     #[serde(default)]
     pub whisper_input: WhisperInput,
+    /// Pieces per forward pass (default 8 on a GPU, 1 on the CPU). Models with a group-norm
+    /// front end always take one: their features would depend on the batch's padding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
 }
 
 /// What a model folder is, read once per process.
@@ -239,6 +243,8 @@ pub struct Embedder {
     min: usize,
     whisper_input: WhisperInput,
     hidden: usize,
+    /// Pieces per forward pass.
+    batch: usize,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -256,7 +262,15 @@ impl Embedder {
         if let Some(m) = encoder.max_samples() {
             chunk = chunk.min(m);
         }
+        // Group-norm front ends (wav2vec2 / HuBERT / WavLM base) normalise over the padded
+        // batch, so their features would depend on what a clip is batched with: one at a time.
+        let batch = if encoder.pads_invariantly() {
+            spec.batch.unwrap_or(if device.is_cuda() { 8 } else { 1 })
+        } else {
+            1
+        };
         Ok(Embedder {
+            batch,
             min: encoder.min_samples(),
             hidden: encoder.hidden_size(),
             encoder: Mutex::new(encoder),
@@ -279,84 +293,148 @@ impl Embedder {
 
     /// A clip's features: `(frames, frame-major values)`.
     pub fn embed(&self, y: &[f32]) -> Result<(usize, Vec<f32>), EncoderError> {
-        let mut padded;
+        self.embed_many(&[y]).pop().expect("one clip")
+    }
+
+    /// Clips cut into equal pieces of at most `chunk` samples (each at least half a chunk, so
+    /// never shorter than the receptive field; a clip shorter than that is zero-padded to it).
+    fn pieces<'y>(&self, y: &'y [f32], padded: &'y mut Vec<f32>) -> Vec<&'y [f32]> {
         let y = if y.len() < self.min {
-            padded = y.to_vec();
+            *padded = y.to_vec();
             padded.resize(self.min, 0.0);
             &padded[..]
         } else {
             y
         };
-        // Equal pieces of at most `chunk` samples (each at least half a chunk, so never
-        // shorter than the receptive field).
-        let pieces = y.len().div_ceil(self.chunk).max(1);
-        let step = y.len().div_ceil(pieces);
-        let bounds: Vec<(usize, usize)> = (0..pieces)
-            .map(|i| (i * step, ((i + 1) * step).min(y.len())))
-            .filter(|(s, e)| e > s)
+        let n = y.len().div_ceil(self.chunk).max(1);
+        let step = y.len().div_ceil(n);
+        (0..n)
+            .map(|i| &y[i * step..((i + 1) * step).min(y.len())])
+            .filter(|p| !p.is_empty())
+            .collect()
+    }
+
+    /// Features of several clips, `batch` pieces per forward pass (pieces of similar length
+    /// together; padded frames are masked and left out of pooling).
+    pub fn embed_many(&self, clips: &[&[f32]]) -> Vec<Result<(usize, Vec<f32>), EncoderError>> {
+        let mut pads: Vec<Vec<f32>> = vec![Vec::new(); clips.len()];
+        let mut pieces: Vec<(usize, &[f32])> = Vec::new();
+        for (i, (y, pad)) in clips.iter().zip(pads.iter_mut()).enumerate() {
+            for p in self.pieces(y, pad) {
+                pieces.push((i, p));
+            }
+        }
+        pieces.sort_by_key(|(i, p)| (p.len(), *i));
+        let mut pools: Vec<Pool> = (0..clips.len())
+            .map(|_| Pool::new(self.layers.len(), self.hidden))
             .collect();
-        let l = self.layers.len();
-        let h = self.hidden;
-        let mut sum = vec![0f64; l * h];
-        let mut sq = vec![0f64; l * h];
-        let mut frames_total = 0usize;
-        let mut seq: Vec<f32> = Vec::new();
+        let mut failed: Vec<Option<EncoderError>> = (0..clips.len()).map(|_| None).collect();
         let enc = self.encoder.lock().expect("not poisoned");
-        for (s, e) in bounds {
-            let out = enc.forward(&[&y[s..e]], self.whisper_input)?;
-            let n = out.lengths[0];
-            let picked: Vec<Vec<f32>> = self
-                .layers
-                .iter()
-                .map(|&i| {
-                    Vec::<f32>::try_from(
-                        out.states[i]
-                            .get(0)
-                            .narrow(0, 0, n)
-                            .to_device(tch::Device::Cpu)
-                            .to_kind(tch::Kind::Float)
-                            .contiguous()
-                            .flatten(0, -1),
-                    )
-                    .expect("f32 tensor")
-                })
-                .collect();
-            let n = n as usize;
-            if self.pooling == Pooling::None {
+        for group in pieces.chunks(self.batch.max(1)) {
+            let waves: Vec<&[f32]> = group.iter().map(|(_, p)| *p).collect();
+            match enc.forward(&waves, self.whisper_input) {
+                Ok(out) => {
+                    for (b, (owner, _)) in group.iter().enumerate() {
+                        pools[*owner].add(&out, b, &self.layers, self.pooling);
+                    }
+                }
+                Err(e) => {
+                    for (owner, _) in group {
+                        failed[*owner] = Some(EncoderError::Input(e.to_string()));
+                    }
+                }
+            }
+        }
+        pools
+            .into_iter()
+            .zip(failed)
+            .map(|(pool, f)| match f {
+                Some(e) => Err(e),
+                None => Ok(pool.finish(self.pooling)),
+            })
+            .collect()
+    }
+}
+
+/// Running sums (pooled modes) or frames (`pooling: none`) of one clip's pieces.
+struct Pool {
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+    frames: usize,
+    seq: Vec<f32>,
+    layers: usize,
+    hidden: usize,
+}
+
+impl Pool {
+    fn new(layers: usize, hidden: usize) -> Pool {
+        Pool {
+            sum: vec![0.0; layers * hidden],
+            sq: vec![0.0; layers * hidden],
+            frames: 0,
+            seq: Vec::new(),
+            layers,
+            hidden,
+        }
+    }
+
+    /// Row `b` of a batch's hidden states.
+    fn add(&mut self, out: &crate::encoders::Hidden, b: usize, layers: &[usize], pooling: Pooling) {
+        let h = self.hidden;
+        let n = out.lengths[b];
+        let picked: Vec<Vec<f32>> = layers
+            .iter()
+            .map(|&i| {
+                Vec::<f32>::try_from(
+                    out.states[i]
+                        .get(b as i64)
+                        .narrow(0, 0, n)
+                        .to_device(tch::Device::Cpu)
+                        .to_kind(tch::Kind::Float)
+                        .contiguous()
+                        .flatten(0, -1),
+                )
+                .expect("f32 tensor")
+            })
+            .collect();
+        let n = n as usize;
+        if pooling == Pooling::None {
+            for t in 0..n {
+                for p in &picked {
+                    self.seq.extend_from_slice(&p[t * h..(t + 1) * h]);
+                }
+            }
+        } else {
+            for (li, p) in picked.iter().enumerate() {
                 for t in 0..n {
-                    for p in &picked {
-                        seq.extend_from_slice(&p[t * h..(t + 1) * h]);
-                    }
-                }
-            } else {
-                for (li, p) in picked.iter().enumerate() {
-                    for t in 0..n {
-                        for j in 0..h {
-                            let v = p[t * h + j] as f64;
-                            sum[li * h + j] += v;
-                            sq[li * h + j] += v * v;
-                        }
+                    for j in 0..h {
+                        let v = p[t * h + j] as f64;
+                        self.sum[li * h + j] += v;
+                        self.sq[li * h + j] += v * v;
                     }
                 }
             }
-            frames_total += n;
         }
-        if self.pooling == Pooling::None {
-            return Ok((frames_total, seq));
+        self.frames += n;
+    }
+
+    fn finish(self, pooling: Pooling) -> (usize, Vec<f32>) {
+        if pooling == Pooling::None {
+            return (self.frames, self.seq);
         }
-        let n = frames_total.max(1) as f64;
-        let mut out = Vec::with_capacity(self.n_features());
-        for li in 0..l {
-            let mean: Vec<f64> = (0..h).map(|j| sum[li * h + j] / n).collect();
+        let h = self.hidden;
+        let n = self.frames.max(1) as f64;
+        let mut out = Vec::new();
+        for li in 0..self.layers {
+            let mean: Vec<f64> = (0..h).map(|j| self.sum[li * h + j] / n).collect();
             out.extend(mean.iter().map(|&m| m as f32));
-            if self.pooling == Pooling::MeanStd {
-                out.extend(
-                    (0..h)
-                        .map(|j| ((sq[li * h + j] / n - mean[j] * mean[j]).max(0.0)).sqrt() as f32),
-                );
+            if pooling == Pooling::MeanStd {
+                out.extend((0..h).map(|j| {
+                    ((self.sq[li * h + j] / n - mean[j] * mean[j]).max(0.0)).sqrt() as f32
+                }));
             }
         }
-        Ok((1, out))
+        (1, out)
     }
 }
 

@@ -80,13 +80,8 @@ impl FeatureExtractor {
         if let Some(f) = &self.functionals {
             return Ok((1, f.compute(y)));
         }
-        if let Some(e) = &self.embedder {
-            let (n, mut data) = e.embed(y)?;
-            if n == 1 && self.frames.mode == pipeline::FrameMode::None {
-                return Ok((1, data));
-            }
-            let n = frames::apply(&self.frames, &mut data, self.n_features);
-            return Ok((n, data));
+        if self.embedder.is_some() {
+            return self.compute_many(&[y]).pop().expect("one clip");
         }
         let mut spec = self.mel.power_mel(y);
         if let Some(db) = &self.db {
@@ -116,5 +111,28 @@ impl FeatureExtractor {
 
     pub fn n_features(&self) -> usize {
         self.n_features
+    }
+
+    /// Whether this extractor runs a pretrained encoder (the stage then batches clips).
+    pub fn uses_encoder(&self) -> bool {
+        self.embedder.is_some()
+    }
+
+    /// Features of several clips; an encoder embeds them in batches.
+    pub fn compute_many(&self, ys: &[&[f32]]) -> Vec<Result<(usize, Vec<f32>), FeatureError>> {
+        let Some(e) = &self.embedder else {
+            return ys.iter().map(|y| self.compute(y)).collect();
+        };
+        e.embed_many(ys)
+            .into_iter()
+            .map(|r| {
+                let (n, mut data) = r?;
+                if n == 1 && self.frames.mode == pipeline::FrameMode::None {
+                    return Ok((1, data));
+                }
+                let n = frames::apply(&self.frames, &mut data, self.n_features);
+                Ok((n, data))
+            })
+            .collect()
     }
 }

@@ -525,8 +525,10 @@ impl Pipeline {
         shape.seed = 0;
         shape.win_length = Some(self.win_length.unwrap_or(self.n_fft));
         if let Some(e) = &mut shape.encoder {
-            // The checkpoint's content, not where it lies, decides the embeddings.
+            // The checkpoint's content, not where it lies (nor how many clips share a forward
+            // pass), decides the embeddings.
             e.path = std::path::PathBuf::new();
+            e.batch = None;
         }
         let mut json = serde_json::to_string(&shape).expect("serialisable");
         if let Some(e) = &self.encoder {

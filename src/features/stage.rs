@@ -20,6 +20,9 @@ use crate::corpus::{ClipRecord, Problem};
 /// Rows per part file written by one featurize run.
 pub const FLUSH_ROWS: usize = 512;
 
+/// Clips per group (and part file) of an encoder pipeline.
+pub const ENCODER_GROUP_CLIPS: usize = 32;
+
 /// What a featurize run did.
 #[derive(Debug, Clone)]
 pub struct FeaturizeReport {
@@ -117,10 +120,32 @@ pub fn featurize(
     let bar = crate::util::progress_bar(missing as u64, "featurize", progress);
     // Batches of clips are computed and written as their own part files inside the rayon pool,
     // so writing one part overlaps with computing the next.
-    let per_batch = (FLUSH_ROWS / variants.len()).max(1);
+    // Encoders: groups of clips embedded together (and written) a few at a time, so a slow
+    // model still shows progress and keeps its finished parts.
+    let per_batch = if extractor.uses_encoder() {
+        ENCODER_GROUP_CLIPS
+    } else {
+        (FLUSH_ROWS / variants.len()).max(1)
+    };
     let batches: Vec<Result<(usize, Vec<Problem>)>> = todo
         .par_chunks(per_batch)
         .map(|batch| {
+            if extractor.uses_encoder() {
+                let results = embed_group(batch, pipeline, &extractor);
+                bar.inc(batch.iter().map(|(_, m)| m.len() as u64).sum());
+                let mut rows = Vec::new();
+                let mut failed = Vec::new();
+                for r in results {
+                    match r {
+                        Ok(mut v) => rows.append(&mut v),
+                        Err(p) => failed.push(p),
+                    }
+                }
+                if !rows.is_empty() {
+                    cache.write_part(&rows)?;
+                }
+                return Ok((rows.len(), failed));
+            }
             let results: Vec<Result<Vec<CacheRow>, Problem>> = batch
                 .par_iter()
                 .map(|(clip, missing)| {
@@ -169,49 +194,116 @@ pub fn featurize(
     })
 }
 
+/// The waveform and augmentation parameters of each wanted variant of a clip.
+fn variant_waves(
+    clip: &ClipRecord,
+    variants: &[&Variant],
+    pipeline: &Pipeline,
+) -> Result<Vec<(Vec<f32>, serde_json::Value)>, String> {
+    let y = load_clip(Path::new(&clip.path), pipeline.sample_rate)?;
+    variants
+        .iter()
+        .map(|v| match &v.augment {
+            None => Ok((y.clone(), serde_json::json!({}))),
+            Some(a) => {
+                let mut rng = augment::variant_rng(&clip.content_hash, &v.key);
+                augment::apply(a, v.copy, &y, pipeline.sample_rate, &mut rng)
+                    .map_err(|e| format!("variant {}: {e}", v.name))
+            }
+        })
+        .collect()
+}
+
+/// The cache row of one computed variant.
+fn cache_row(
+    clip: &ClipRecord,
+    v: &Variant,
+    params: &serde_json::Value,
+    pipeline: &Pipeline,
+    (n_frames, features): (usize, Vec<f32>),
+) -> Result<CacheRow, String> {
+    if let Some(i) = features.iter().position(|x| !x.is_finite()) {
+        return Err(format!("variant {}: non-finite feature at {i}", v.name));
+    }
+    Ok(CacheRow {
+        key: row_key(&clip.content_hash, &v.key),
+        clip_id: clip.clip_id.clone(),
+        path: clip.path.clone(),
+        content_hash: clip.content_hash.clone(),
+        corpus: clip.corpus.clone(),
+        speaker: clip.speaker.clone(),
+        sex: clip.sex.clone(),
+        sentence: clip.sentence.clone(),
+        emotion: clip.emotion.clone(),
+        intensity: clip.intensity.clone(),
+        variant: v.name.clone(),
+        variant_params: params.to_string(),
+        n_frames: n_frames as u32,
+        n_mels: pipeline.n_mels as u32,
+        n_features: pipeline.n_features() as u32,
+        features: features.into(),
+    })
+}
+
+/// Every wanted variant of a group of clips through an encoder, batched across clips: the
+/// waveforms are made in parallel, then embedded together. Per clip, its rows or the problem.
+fn embed_group(
+    group: &[(&ClipRecord, Vec<&Variant>)],
+    pipeline: &Pipeline,
+    extractor: &FeatureExtractor,
+) -> Vec<Result<Vec<CacheRow>, Problem>> {
+    let waves: Vec<Result<Vec<(Vec<f32>, serde_json::Value)>, String>> = group
+        .par_iter()
+        .map(|(clip, missing)| variant_waves(clip, missing, pipeline))
+        .collect();
+    let refs: Vec<&[f32]> = waves
+        .iter()
+        .flat_map(|w| w.iter().flatten().map(|(y, _)| y.as_slice()))
+        .collect();
+    let mut feats = extractor.compute_many(&refs).into_iter();
+    group
+        .iter()
+        .zip(&waves)
+        .map(|((clip, missing), w)| {
+            let problem = |reason: String| Problem {
+                path: clip.path.clone(),
+                reason,
+            };
+            let w = w.as_ref().map_err(|e| problem(e.clone()))?;
+            let mut rows = Vec::new();
+            let mut err = None;
+            for ((v, (_, params)), f) in missing.iter().zip(w).zip(feats.by_ref()) {
+                match f {
+                    Ok(f) => match cache_row(clip, v, params, pipeline, f) {
+                        Ok(r) => rows.push(r),
+                        Err(e) => err = Some(e),
+                    },
+                    Err(e) => err = Some(format!("variant {}: {e}", v.name)),
+                }
+            }
+            match err {
+                Some(e) => Err(problem(e)),
+                None => Ok(rows),
+            }
+        })
+        .collect()
+}
+
 fn compute_clip(
     clip: &ClipRecord,
     variants: &[&Variant],
     pipeline: &Pipeline,
     extractor: &FeatureExtractor,
 ) -> Result<Vec<CacheRow>, String> {
-    let y = load_clip(Path::new(&clip.path), pipeline.sample_rate)?;
+    let waves = variant_waves(clip, variants, pipeline)?;
     variants
         .iter()
-        .map(|v| {
-            let (samples, params) = match &v.augment {
-                None => (None, serde_json::json!({})),
-                Some(a) => {
-                    let mut rng = augment::variant_rng(&clip.content_hash, &v.key);
-                    let (s, p) = augment::apply(a, v.copy, &y, pipeline.sample_rate, &mut rng)
-                        .map_err(|e| format!("variant {}: {e}", v.name))?;
-                    (Some(s), p)
-                }
-            };
-            let (n_frames, features) = extractor
-                .compute(samples.as_deref().unwrap_or(&y))
+        .zip(&waves)
+        .map(|(v, (y, params))| {
+            let f = extractor
+                .compute(y)
                 .map_err(|e| format!("variant {}: {e}", v.name))?;
-            if let Some(i) = features.iter().position(|x| !x.is_finite()) {
-                return Err(format!("variant {}: non-finite feature at {i}", v.name));
-            }
-            Ok(CacheRow {
-                key: row_key(&clip.content_hash, &v.key),
-                clip_id: clip.clip_id.clone(),
-                path: clip.path.clone(),
-                content_hash: clip.content_hash.clone(),
-                corpus: clip.corpus.clone(),
-                speaker: clip.speaker.clone(),
-                sex: clip.sex.clone(),
-                sentence: clip.sentence.clone(),
-                emotion: clip.emotion.clone(),
-                intensity: clip.intensity.clone(),
-                variant: v.name.clone(),
-                variant_params: params.to_string(),
-                n_frames: n_frames as u32,
-                n_mels: pipeline.n_mels as u32,
-                n_features: pipeline.n_features() as u32,
-                features: features.into(),
-            })
+            cache_row(clip, v, params, pipeline, f)
         })
         .collect()
 }

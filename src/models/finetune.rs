@@ -12,10 +12,10 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, Module};
+use tch::nn;
 use tch::{Kind, Tensor};
 
-use super::probe::Head;
+use super::probe::{Head, ProbeHead};
 use super::{invalid, Input, ModelError, Net};
 use crate::encoders::TopLayers;
 
@@ -70,9 +70,7 @@ impl Default for FinetuneSpec {
 pub struct Finetune {
     top: TopLayers,
     layer_logits: Tensor,
-    hidden: Option<nn::Linear>,
-    out: nn::Linear,
-    dropout: f64,
+    head: ProbeHead,
 }
 
 impl std::fmt::Debug for Finetune {
@@ -113,25 +111,13 @@ impl Finetune {
             p.device(),
         )
         .map_err(|e| invalid("finetune", e.to_string()))?;
-        let layer_logits = p.zeros("layer_logits", &[top.n_states() as i64]);
-        let (hidden, width) = match s.head {
-            Head::Mlp => (
-                Some(nn::linear(
-                    p / "hidden",
-                    input.bins,
-                    s.hidden,
-                    Default::default(),
-                )),
-                s.hidden,
-            ),
-            Head::Linear => (None, input.bins),
-        };
+        let head = ProbeHead::new(
+            p, "finetune", s.head, s.hidden, s.dropout, input.bins, n_classes,
+        )?;
         Ok(Finetune {
+            layer_logits: p.zeros("layer_logits", &[top.n_states() as i64]),
             top,
-            layer_logits,
-            hidden,
-            out: nn::linear(p / "out", width, n_classes, Default::default()),
-            dropout: s.dropout,
+            head,
         })
     }
 
@@ -158,11 +144,6 @@ impl Net for Finetune {
             .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
             .clamp_min(1.0);
         let x = (h * mask.unsqueeze(-1)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) / n;
-        let x = x.dropout(self.dropout, train);
-        let x = match &self.hidden {
-            Some(l) => l.forward(&x).relu().dropout(self.dropout, train),
-            None => x,
-        };
-        self.out.forward(&x)
+        self.head.forward(&x, train)
     }
 }

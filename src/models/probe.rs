@@ -49,13 +49,61 @@ impl ProbeSpec {
     }
 }
 
+/// The head shared by the probe and the fine-tuned encoder: dropout, then a linear layer, or
+/// an MLP (one ReLU layer of `hidden` units, dropout again).
+#[derive(Debug)]
+pub struct ProbeHead {
+    hidden: Option<nn::Linear>,
+    out: nn::Linear,
+    dropout: f64,
+}
+
+impl ProbeHead {
+    pub fn new(
+        p: &nn::Path,
+        family: &'static str,
+        head: Head,
+        hidden: i64,
+        dropout: f64,
+        width: i64,
+        n_classes: i64,
+    ) -> Result<Self, ModelError> {
+        if head == Head::Mlp && hidden < 1 {
+            return Err(invalid(family, "hidden must be >= 1"));
+        }
+        if !(0.0..1.0).contains(&dropout) {
+            return Err(invalid(family, "dropout must be in [0, 1)"));
+        }
+        let (hidden, width) = match head {
+            Head::Mlp => (
+                Some(nn::linear(p / "hidden", width, hidden, Default::default())),
+                hidden,
+            ),
+            Head::Linear => (None, width),
+        };
+        Ok(ProbeHead {
+            hidden,
+            out: nn::linear(p / "out", width, n_classes, Default::default()),
+            dropout,
+        })
+    }
+
+    /// Logits of pooled features `[B, width]`.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = x.dropout(self.dropout, train);
+        let x = match &self.hidden {
+            Some(h) => h.forward(&x).relu().dropout(self.dropout, train),
+            None => x,
+        };
+        self.out.forward(&x)
+    }
+}
+
 #[derive(Debug)]
 pub struct Probe {
     /// Logits of the layer weights (zeros: equal weights at the start).
     layer_logits: Tensor,
-    hidden: Option<nn::Linear>,
-    out: nn::Linear,
-    dropout: f64,
+    head: ProbeHead,
 }
 
 impl Probe {
@@ -65,30 +113,12 @@ impl Probe {
         input: Input,
         n_classes: i64,
     ) -> Result<Self, ModelError> {
-        if s.head == Head::Mlp && s.hidden < 1 {
-            return Err(invalid("probe", "hidden must be >= 1"));
-        }
-        if !(0.0..1.0).contains(&s.dropout) {
-            return Err(invalid("probe", "dropout must be in [0, 1)"));
-        }
-        let layer_logits = p.zeros("layer_logits", &[input.channels]);
-        let (hidden, width) = match s.head {
-            Head::Mlp => (
-                Some(nn::linear(
-                    p / "hidden",
-                    input.bins,
-                    s.hidden,
-                    Default::default(),
-                )),
-                s.hidden,
-            ),
-            Head::Linear => (None, input.bins),
-        };
+        let head = ProbeHead::new(
+            p, "probe", s.head, s.hidden, s.dropout, input.bins, n_classes,
+        )?;
         Ok(Probe {
-            layer_logits,
-            hidden,
-            out: nn::linear(p / "out", width, n_classes, Default::default()),
-            dropout: s.dropout,
+            layer_logits: p.zeros("layer_logits", &[input.channels]),
+            head,
         })
     }
 
@@ -113,11 +143,6 @@ impl Net for Probe {
             }
             _ => x.mean_dim([2i64].as_slice(), false, Kind::Float),
         };
-        let x = x.dropout(self.dropout, train);
-        let x = match &self.hidden {
-            Some(h) => h.forward(&x).relu().dropout(self.dropout, train),
-            None => x,
-        };
-        self.out.forward(&x)
+        self.head.forward(&x, train)
     }
 }
