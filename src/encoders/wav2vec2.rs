@@ -283,31 +283,29 @@ impl Wav2Vec2 {
             let cb = c
                 .conv_bias
                 .then(|| w.get(&format!("{name}.conv.bias"), &[out], "conv_bias"));
+            let affine = |w: &mut Weights| {
+                (
+                    w.get(
+                        &format!("{name}.layer_norm.weight"),
+                        &[out],
+                        "feat_extract_norm",
+                    ),
+                    w.get(
+                        &format!("{name}.layer_norm.bias"),
+                        &[out],
+                        "feat_extract_norm",
+                    ),
+                )
+            };
             let norm = match (c.feat_extract_norm.as_str(), i) {
-                ("group", 0) => ConvNorm::Group(
-                    w.get(
-                        &format!("{name}.layer_norm.weight"),
-                        &[out],
-                        "feat_extract_norm",
-                    ),
-                    w.get(
-                        &format!("{name}.layer_norm.bias"),
-                        &[out],
-                        "feat_extract_norm",
-                    ),
-                ),
-                ("layer", _) => ConvNorm::Layer(
-                    w.get(
-                        &format!("{name}.layer_norm.weight"),
-                        &[out],
-                        "feat_extract_norm",
-                    ),
-                    w.get(
-                        &format!("{name}.layer_norm.bias"),
-                        &[out],
-                        "feat_extract_norm",
-                    ),
-                ),
+                ("group", 0) => {
+                    let (g, b) = affine(w);
+                    ConvNorm::Group(g, b)
+                }
+                ("layer", _) => {
+                    let (g, b) = affine(w);
+                    ConvNorm::Layer(g, b)
+                }
                 _ => ConvNorm::None,
             };
             convs.push(ConvLayer {

@@ -127,12 +127,28 @@ pub fn featurize(
     } else {
         (FLUSH_ROWS / variants.len()).max(1)
     };
-    let batches: Vec<Result<(usize, Vec<Problem>)>> = todo
-        .par_chunks(per_batch)
-        .map(|batch| {
-            if extractor.uses_encoder() {
-                let results = embed_group(batch, pipeline, &extractor);
-                bar.inc(batch.iter().map(|(_, m)| m.len() as u64).sum());
+    let batches: Vec<Result<(usize, Vec<Problem>)>> =
+        todo.par_chunks(per_batch)
+            .map(|batch| {
+                let results: Vec<Result<Vec<CacheRow>, Problem>> = if extractor.uses_encoder() {
+                    let r = embed_group(batch, pipeline, &extractor);
+                    bar.inc(batch.iter().map(|(_, m)| m.len() as u64).sum());
+                    r
+                } else {
+                    batch
+                        .par_iter()
+                        .map(|(clip, missing)| {
+                            let rows = compute_clip(clip, missing, pipeline, &extractor).map_err(
+                                |reason| Problem {
+                                    path: clip.path.clone(),
+                                    reason,
+                                },
+                            );
+                            bar.inc(missing.len() as u64);
+                            rows
+                        })
+                        .collect()
+                };
                 let mut rows = Vec::new();
                 let mut failed = Vec::new();
                 for r in results {
@@ -144,36 +160,9 @@ pub fn featurize(
                 if !rows.is_empty() {
                     cache.write_part(&rows)?;
                 }
-                return Ok((rows.len(), failed));
-            }
-            let results: Vec<Result<Vec<CacheRow>, Problem>> = batch
-                .par_iter()
-                .map(|(clip, missing)| {
-                    let rows =
-                        compute_clip(clip, missing, pipeline, &extractor).map_err(|reason| {
-                            Problem {
-                                path: clip.path.clone(),
-                                reason,
-                            }
-                        });
-                    bar.inc(missing.len() as u64);
-                    rows
-                })
-                .collect();
-            let mut rows = Vec::new();
-            let mut failed = Vec::new();
-            for r in results {
-                match r {
-                    Ok(mut v) => rows.append(&mut v),
-                    Err(p) => failed.push(p),
-                }
-            }
-            if !rows.is_empty() {
-                cache.write_part(&rows)?;
-            }
-            Ok((rows.len(), failed))
-        })
-        .collect();
+                Ok((rows.len(), failed))
+            })
+            .collect();
     let mut computed = 0;
     let mut failed = Vec::new();
     for b in batches {
