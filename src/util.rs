@@ -62,6 +62,13 @@ pub fn content_hash(bytes: &[u8]) -> String {
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal or `show` is false).
+/// Whether progress should be plain lines: stderr is not a terminal (a log file, Slurm, CI),
+/// where a bar would draw nothing.
+pub fn plain_progress() -> bool {
+    use std::io::IsTerminal;
+    !std::io::stderr().is_terminal()
+}
+
 pub fn progress_bar(len: u64, what: &str, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();

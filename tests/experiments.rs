@@ -537,3 +537,53 @@ fn seed_ensembles_and_late_fusion_average_their_members() {
     let md = std::fs::read_to_string(tmp.path().join("report/report.md")).unwrap();
     assert!(md.contains("×2 seeds") && md.contains("fusion"), "{md}");
 }
+
+/// When stderr is not a terminal (a log file, Slurm, CI), training prints one plain line per
+/// epoch instead of a bar, and the result table is plain text.
+#[test]
+fn unattended_runs_log_one_line_per_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("synth");
+    emolab::synth::generate(&emolab::synth::SynthOptions {
+        layout: emolab::synth::Layout::Cremad,
+        out: corpus.clone(),
+        actors: Some(4),
+        seed: 2,
+        progress: false,
+    })
+    .unwrap();
+    let exp = common::write_exp(
+        tmp.path(),
+        "plain",
+        &corpus,
+        "protocol: {kind: speaker_kfold, k: 2, val_fraction: 0.25}",
+        "folds: [0]",
+    );
+    // Without --quiet, stderr piped (not a terminal).
+    let out = std::process::Command::new(common::BIN)
+        .args(["run", exp.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let epochs: Vec<&str> = stderr.lines().filter(|l| l.contains(" epoch ")).collect();
+    assert_eq!(epochs.len(), 2, "{stderr}");
+    assert!(
+        epochs[0].starts_with("fold0-seed0 epoch 1/2: train loss "),
+        "{}",
+        epochs[0]
+    );
+    assert!(
+        epochs[1].contains("val UA") && epochs[1].contains(" s"),
+        "{}",
+        epochs[1]
+    );
+    assert!(
+        !stderr.contains('\r') && !stderr.contains("[="),
+        "a bar was drawn: {stderr:?}"
+    );
+    assert!(!stdout.contains("shape:"), "{stdout}");
+}

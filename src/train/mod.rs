@@ -691,6 +691,21 @@ pub fn fit_with(
             best.as_ref().map_or(0.0, |b| b.0)
         ));
         bar.inc(1);
+        if ctl.progress && crate::util::plain_progress() {
+            // Nobody watches a bar (Slurm, nohup, CI): one line per epoch instead.
+            let h = history.last().expect("pushed");
+            eprintln!(
+                "{} epoch {epoch}/{}: train loss {:.4}, val UA {:.3}, lr {:.2e}, {:.1} s",
+                ctl.checkpoint_dir
+                    .and_then(|d| d.file_name())
+                    .map_or("fit".into(), |n| n.to_string_lossy()),
+                cfg.epochs,
+                h.train_loss,
+                h.val_ua,
+                h.lr,
+                h.epoch_seconds
+            );
+        }
         if ctl.stop_after == Some(epoch) {
             bar.finish_and_clear();
             return Ok(None);
