@@ -595,4 +595,24 @@ fn batched_and_chunked_embeddings_match_one_clip_at_a_time() {
     let enc = Encoder::load(&fixture("wavlm_base"), Device::Cpu).unwrap();
     assert_eq!(frames, 3 * enc.frames_for(12800), "three pieces of 0.8 s");
     assert_eq!(data.len(), frames * 3 * 32);
+    // Pieces of unequal length (the last is shorter, so it is encoded first) still reach the
+    // cache in time order: the frames equal the pieces embedded one by one, in order.
+    let uneven = &long[..38000];
+    let (frames, data) = e.embed(uneven).unwrap();
+    let step = 38000usize.div_ceil(3);
+    let mut want = Vec::new();
+    for k in 0..3 {
+        let piece = &uneven[k * step..((k + 1) * step).min(38000)];
+        want.extend(e.embed(piece).unwrap().1);
+    }
+    assert_eq!(frames * 3 * 32, want.len());
+    let d = data
+        .iter()
+        .zip(&want)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        d < 1e-5,
+        "frames of a chunked clip out of order (max difference {d})"
+    );
 }

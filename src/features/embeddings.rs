@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::encoders::{Arch, Encoder, EncoderError, ModelConfig, WhisperInput};
 
 /// Version of the embedding layout and pooling, part of the cache key.
-pub const EMBEDDINGS_VERSION: u32 = 1;
+pub const EMBEDDINGS_VERSION: u32 = 2;
 
 /// Which hidden states to keep.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -318,28 +318,29 @@ impl Embedder {
     /// together; padded frames are masked and left out of pooling).
     pub fn embed_many(&self, clips: &[&[f32]]) -> Vec<Result<(usize, Vec<f32>), EncoderError>> {
         let mut pads: Vec<Vec<f32>> = vec![Vec::new(); clips.len()];
-        let mut pieces: Vec<(usize, &[f32])> = Vec::new();
+        // (clip, piece of the clip, samples), run shortest first to batch similar lengths.
+        let mut pieces: Vec<(usize, usize, &[f32])> = Vec::new();
         for (i, (y, pad)) in clips.iter().zip(pads.iter_mut()).enumerate() {
-            for p in self.pieces(y, pad) {
-                pieces.push((i, p));
+            for (k, p) in self.pieces(y, pad).into_iter().enumerate() {
+                pieces.push((i, k, p));
             }
         }
-        pieces.sort_by_key(|(i, p)| (p.len(), *i));
+        pieces.sort_by_key(|(i, k, p)| (p.len(), *i, *k));
         let mut pools: Vec<Pool> = (0..clips.len())
             .map(|_| Pool::new(self.layers.len(), self.hidden))
             .collect();
         let mut failed: Vec<Option<EncoderError>> = (0..clips.len()).map(|_| None).collect();
         let enc = self.encoder.lock().expect("not poisoned");
         for group in pieces.chunks(self.batch.max(1)) {
-            let waves: Vec<&[f32]> = group.iter().map(|(_, p)| *p).collect();
+            let waves: Vec<&[f32]> = group.iter().map(|(_, _, p)| *p).collect();
             match enc.forward(&waves, self.whisper_input) {
                 Ok(out) => {
-                    for (b, (owner, _)) in group.iter().enumerate() {
-                        pools[*owner].add(&out, b, &self.layers, self.pooling);
+                    for (b, (owner, piece, _)) in group.iter().enumerate() {
+                        pools[*owner].add(&out, b, *piece, &self.layers, self.pooling);
                     }
                 }
                 Err(e) => {
-                    for (owner, _) in group {
+                    for (owner, _, _) in group {
                         failed[*owner] = Some(EncoderError::Input(e.to_string()));
                     }
                 }
@@ -361,7 +362,9 @@ struct Pool {
     sum: Vec<f64>,
     sq: Vec<f64>,
     frames: usize,
-    seq: Vec<f32>,
+    /// `pooling: none`: each piece's frames with its index in the clip (pieces arrive in
+    /// length order, not time order).
+    seq: Vec<(usize, Vec<f32>)>,
     layers: usize,
     hidden: usize,
 }
@@ -378,8 +381,15 @@ impl Pool {
         }
     }
 
-    /// Row `b` of a batch's hidden states.
-    fn add(&mut self, out: &crate::encoders::Hidden, b: usize, layers: &[usize], pooling: Pooling) {
+    /// Row `b` of a batch's hidden states: piece `piece` of the clip.
+    fn add(
+        &mut self,
+        out: &crate::encoders::Hidden,
+        b: usize,
+        piece: usize,
+        layers: &[usize],
+        pooling: Pooling,
+    ) {
         let h = self.hidden;
         let n = out.lengths[b];
         let picked: Vec<Vec<f32>> = layers
@@ -399,11 +409,13 @@ impl Pool {
             .collect();
         let n = n as usize;
         if pooling == Pooling::None {
+            let mut frames = Vec::with_capacity(n * picked.len() * h);
             for t in 0..n {
                 for p in &picked {
-                    self.seq.extend_from_slice(&p[t * h..(t + 1) * h]);
+                    frames.extend_from_slice(&p[t * h..(t + 1) * h]);
                 }
             }
+            self.seq.push((piece, frames));
         } else {
             for (li, p) in picked.iter().enumerate() {
                 for t in 0..n {
@@ -418,9 +430,13 @@ impl Pool {
         self.frames += n;
     }
 
-    fn finish(self, pooling: Pooling) -> (usize, Vec<f32>) {
+    fn finish(mut self, pooling: Pooling) -> (usize, Vec<f32>) {
         if pooling == Pooling::None {
-            return (self.frames, self.seq);
+            self.seq.sort_by_key(|(k, _)| *k);
+            return (
+                self.frames,
+                self.seq.into_iter().flat_map(|(_, f)| f).collect(),
+            );
         }
         let h = self.hidden;
         let n = self.frames.max(1) as f64;
