@@ -114,13 +114,13 @@ pub fn fit_temperature(probs: &[Vec<f32>], labels: &[usize]) -> f64 {
     ((a + b) / 2.0).exp()
 }
 
-/// Unweighted accuracy (mean recall over the classes present) of the `coverage` fraction of
-/// clips the model is most confident about, for each coverage asked: selective
+/// UA ([`crate::metrics::compute`]: mean recall over the classes present) of the `coverage`
+/// fraction of clips the model is most confident about, for each coverage asked: selective
 /// classification, a model abstaining on the rest.
 pub fn ua_at_coverage(
     probs: &[Vec<f32>],
     labels: &[usize],
-    n_classes: usize,
+    classes: &[String],
     coverages: &[f64],
 ) -> Vec<f64> {
     let mut order: Vec<usize> = (0..probs.len()).collect();
@@ -134,17 +134,10 @@ pub fn ua_at_coverage(
         .iter()
         .map(|&c| {
             let k = ((c * probs.len() as f64).round() as usize).clamp(1, probs.len().max(1));
-            let mut hit = vec![0usize; n_classes];
-            let mut tot = vec![0usize; n_classes];
-            for &i in order.iter().take(k) {
-                tot[labels[i]] += 1;
-                hit[labels[i]] += usize::from(top(&probs[i]).0 == labels[i]);
-            }
-            let present: Vec<f64> = (0..n_classes)
-                .filter(|&c| tot[c] > 0)
-                .map(|c| hit[c] as f64 / tot[c] as f64)
-                .collect();
-            present.iter().sum::<f64>() / present.len().max(1) as f64
+            let kept = &order[..k.min(order.len())];
+            let truth: Vec<usize> = kept.iter().map(|&i| labels[i]).collect();
+            let pred: Vec<usize> = kept.iter().map(|&i| top(&probs[i]).0).collect();
+            crate::metrics::compute(&truth, &pred, classes).ua
         })
         .collect()
 }
@@ -204,7 +197,8 @@ mod tests {
             vec![0.55, 0.45],
         ];
         let labels = [0, 1, 1, 0];
-        let ua = ua_at_coverage(&probs, &labels, 2, &[1.0, 0.5]);
+        let classes = ["a".to_string(), "b".to_string()];
+        let ua = ua_at_coverage(&probs, &labels, &classes, &[1.0, 0.5]);
         // All four: class 0 2/2 right, class 1 1/2 → 0.75; the top two (0.99, 0.8): both right.
         assert!(
             (ua[0] - 0.75).abs() < 1e-9 && (ua[1] - 1.0).abs() < 1e-9,

@@ -112,9 +112,7 @@ pub fn average_weighted(members: &[Predictions], weights: &[f64]) -> Result<Pred
 
 /// Metrics of predictions against their truth.
 pub fn score(p: &Predictions) -> RunMetrics {
-    let idx = |l: &String| p.classes.iter().position(|c| c == l).unwrap_or(0);
-    let truth: Vec<usize> = p.truth.iter().map(idx).collect();
-    let pred: Vec<usize> = p.prediction.iter().map(idx).collect();
+    let (truth, pred) = p.indices();
     RunMetrics {
         test: metrics::compute(&truth, &pred, &p.classes),
         by_sex: metrics::by_group(&truth, &pred, &p.sex, &p.classes),

@@ -217,6 +217,15 @@ pub struct Predictions {
 }
 
 impl Predictions {
+    /// Truth and predicted labels as indices into `classes`.
+    pub fn indices(&self) -> (Vec<usize>, Vec<usize>) {
+        let idx = |l: &String| self.classes.iter().position(|c| c == l).unwrap_or(0);
+        (
+            self.truth.iter().map(idx).collect(),
+            self.prediction.iter().map(idx).collect(),
+        )
+    }
+
     pub fn to_dataframe(&self) -> Result<DataFrame> {
         let correct: Vec<bool> = self
             .truth

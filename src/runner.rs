@@ -1007,9 +1007,9 @@ pub struct FilePrediction {
 
 /// The temperature a run fitted on its validation speakers (1 for runs from before it was).
 pub fn run_temperature(run: &Path) -> f64 {
-    std::fs::read_to_string(run.join("metrics.json"))
+    RunDir::new(run)
+        .metrics()
         .ok()
-        .and_then(|t| serde_json::from_str::<RunMetrics>(&t).ok())
         .and_then(|m| m.temperature)
         .filter(|t| t.is_finite() && *t > 0.0)
         .unwrap_or(1.0)

@@ -67,6 +67,16 @@ impl EncoderError {
         }
     }
 
+    /// The folder does not exist: what to download, and where to point emolab.
+    pub fn missing_folder(dir: &Path) -> EncoderError {
+        EncoderError::folder(
+            dir,
+            "not found: download the checkpoint there first (e.g. `huggingface-cli download \
+             microsoft/wavlm-base-plus --local-dir models/wavlm-base-plus`; see \
+             docs/encoders.md), or point `encoder.path` / $ENCODER_DIR at it",
+        )
+    }
+
     pub(crate) fn config(dir: &Path, message: impl Into<String>) -> EncoderError {
         EncoderError::Config {
             dir: dir.to_path_buf(),
@@ -280,10 +290,7 @@ impl TopLayers {
         device: Device,
     ) -> Result<TopLayers, EncoderError> {
         if !dir.is_dir() {
-            return Err(EncoderError::folder(
-                dir,
-                "not found (docs/encoders.md says how to fetch a checkpoint)",
-            ));
+            return Err(EncoderError::missing_folder(dir));
         }
         let config = ModelConfig::load(dir)?;
         let layers = config.layers() as usize;
@@ -372,11 +379,7 @@ impl Encoder {
     /// Load a model folder onto `device`.
     pub fn load(dir: &Path, device: Device) -> Result<Encoder, EncoderError> {
         if !dir.is_dir() {
-            return Err(EncoderError::folder(
-                dir,
-                "not found: download a checkpoint there first, e.g. `huggingface-cli download \
-                 microsoft/wavlm-base-plus --local-dir models/wavlm-base-plus` (docs/encoders.md)",
-            ));
+            return Err(EncoderError::missing_folder(dir));
         }
         let config = ModelConfig::load(dir)?;
         let preprocessor = Preprocessor::load(dir)?;
@@ -410,11 +413,6 @@ impl Encoder {
 
     pub fn arch(&self) -> Arch {
         self.config.arch()
-    }
-
-    /// Hidden states per clip (layers + 1).
-    pub fn n_states(&self) -> usize {
-        self.config.layers() as usize + 1
     }
 
     pub fn hidden_size(&self) -> usize {

@@ -14,7 +14,7 @@
 //! by its folder name, so moving a model keeps its embeddings and replacing it recomputes them.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,17 @@ pub enum Pooling {
     MeanStd,
     /// Frame sequences (50 per second): large; choose one or a few layers.
     None,
+}
+
+impl Pooling {
+    /// Values per layer and frame for hidden states of width `hidden`.
+    pub fn width(self, hidden: usize) -> usize {
+        if self == Pooling::MeanStd {
+            2 * hidden
+        } else {
+            hidden
+        }
+    }
 }
 
 fn d_chunk() -> f32 {
@@ -116,14 +127,7 @@ impl EncoderSpec {
             return Ok(r.clone());
         }
         if !self.path.is_dir() {
-            return Err(EncoderError::Folder {
-                dir: self.path.clone(),
-                message: "not found: download the checkpoint there first (e.g. \
-                          `huggingface-cli download microsoft/wavlm-base-plus --local-dir \
-                          models/wavlm-base-plus`; see docs/encoders.md), or point \
-                          `encoder.path` / $ENCODER_DIR at it"
-                    .into(),
-            });
+            return Err(EncoderError::missing_folder(&self.path));
         }
         let cfg = ModelConfig::load(&self.path)?;
         let r = Resolved {
@@ -195,12 +199,7 @@ impl EncoderSpec {
 
     /// Values per frame and layer.
     pub fn width(&self) -> Option<usize> {
-        let h = self.resolve().ok()?.hidden;
-        Some(if self.pooling == Pooling::MeanStd {
-            2 * h
-        } else {
-            h
-        })
+        Some(self.pooling.width(self.resolve().ok()?.hidden))
     }
 
     /// Names of a pooled clip vector: `l{layer}_mean{j}` (and `l{layer}_std{j}`).
@@ -283,12 +282,7 @@ impl Embedder {
 
     /// Values per frame: layers × width.
     pub fn n_features(&self) -> usize {
-        let w = if self.pooling == Pooling::MeanStd {
-            2 * self.hidden
-        } else {
-            self.hidden
-        };
-        self.layers.len() * w
+        self.layers.len() * self.pooling.width(self.hidden)
     }
 
     /// A clip's features: `(frames, frame-major values)`.
@@ -452,9 +446,4 @@ impl Pool {
         }
         (1, out)
     }
-}
-
-/// Whether a folder looks like a model folder (for `emolab doctor`).
-pub fn is_model_folder(dir: &Path) -> bool {
-    dir.join("config.json").is_file()
 }

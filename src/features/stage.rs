@@ -183,24 +183,39 @@ pub fn featurize(
     })
 }
 
-/// The waveform and augmentation parameters of each wanted variant of a clip.
-fn variant_waves(
+/// The augmented samples of one variant of a clip (`None`: the original, `y` itself) and the
+/// augmentation's drawn parameters.
+fn variant_wave(
+    clip: &ClipRecord,
+    v: &Variant,
+    y: &[f32],
+    pipeline: &Pipeline,
+) -> Result<(Option<Vec<f32>>, serde_json::Value), String> {
+    match &v.augment {
+        None => Ok((None, serde_json::json!({}))),
+        Some(a) => {
+            let mut rng = augment::variant_rng(&clip.content_hash, &v.key);
+            let (s, p) = augment::apply(a, v.copy, y, pipeline.sample_rate, &mut rng)
+                .map_err(|e| format!("variant {}: {e}", v.name))?;
+            Ok((Some(s), p))
+        }
+    }
+}
+
+/// A clip's samples and each wanted variant's augmented samples and parameters.
+type ClipWaves = (Vec<f32>, Vec<(Option<Vec<f32>>, serde_json::Value)>);
+
+fn clip_waves(
     clip: &ClipRecord,
     variants: &[&Variant],
     pipeline: &Pipeline,
-) -> Result<Vec<(Vec<f32>, serde_json::Value)>, String> {
+) -> Result<ClipWaves, String> {
     let y = load_clip(Path::new(&clip.path), pipeline.sample_rate)?;
-    variants
+    let v = variants
         .iter()
-        .map(|v| match &v.augment {
-            None => Ok((y.clone(), serde_json::json!({}))),
-            Some(a) => {
-                let mut rng = augment::variant_rng(&clip.content_hash, &v.key);
-                augment::apply(a, v.copy, &y, pipeline.sample_rate, &mut rng)
-                    .map_err(|e| format!("variant {}: {e}", v.name))
-            }
-        })
-        .collect()
+        .map(|v| variant_wave(clip, v, &y, pipeline))
+        .collect::<Result<_, _>>()?;
+    Ok((y, v))
 }
 
 /// The cache row of one computed variant.
@@ -241,13 +256,14 @@ fn embed_group(
     pipeline: &Pipeline,
     extractor: &FeatureExtractor,
 ) -> Vec<Result<Vec<CacheRow>, Problem>> {
-    let waves: Vec<Result<Vec<(Vec<f32>, serde_json::Value)>, String>> = group
+    let waves: Vec<Result<ClipWaves, String>> = group
         .par_iter()
-        .map(|(clip, missing)| variant_waves(clip, missing, pipeline))
+        .map(|(clip, missing)| clip_waves(clip, missing, pipeline))
         .collect();
     let refs: Vec<&[f32]> = waves
         .iter()
-        .flat_map(|w| w.iter().flatten().map(|(y, _)| y.as_slice()))
+        .flatten()
+        .flat_map(|(y, vs)| vs.iter().map(move |(s, _)| s.as_deref().unwrap_or(y)))
         .collect();
     let mut feats = extractor.compute_many(&refs).into_iter();
     group
@@ -258,7 +274,7 @@ fn embed_group(
                 path: clip.path.clone(),
                 reason,
             };
-            let w = w.as_ref().map_err(|e| problem(e.clone()))?;
+            let (_, w) = w.as_ref().map_err(|e| problem(e.clone()))?;
             let mut rows = Vec::new();
             let mut err = None;
             for ((v, (_, params)), f) in missing.iter().zip(w).zip(feats.by_ref()) {
@@ -278,21 +294,22 @@ fn embed_group(
         .collect()
 }
 
+/// A clip's variants one at a time: only one augmented copy is in memory at once.
 fn compute_clip(
     clip: &ClipRecord,
     variants: &[&Variant],
     pipeline: &Pipeline,
     extractor: &FeatureExtractor,
 ) -> Result<Vec<CacheRow>, String> {
-    let waves = variant_waves(clip, variants, pipeline)?;
+    let y = load_clip(Path::new(&clip.path), pipeline.sample_rate)?;
     variants
         .iter()
-        .zip(&waves)
-        .map(|(v, (y, params))| {
+        .map(|v| {
+            let (samples, params) = variant_wave(clip, v, &y, pipeline)?;
             let f = extractor
-                .compute(y)
+                .compute(samples.as_deref().unwrap_or(&y))
                 .map_err(|e| format!("variant {}: {e}", v.name))?;
-            cache_row(clip, v, params, pipeline, f)
+            cache_row(clip, v, &params, pipeline, f)
         })
         .collect()
 }

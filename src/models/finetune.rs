@@ -139,11 +139,7 @@ impl Net for Finetune {
         for (i, s) in states.iter().enumerate() {
             h += s * w.get(i as i64);
         }
-        let mask = super::pool::time_mask(lengths, t, xs.device()); // [B, T]
-        let n = mask
-            .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
-            .clamp_min(1.0);
-        let x = (h * mask.unsqueeze(-1)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float) / n;
+        let x = super::pool::Pooler::new_mean().forward(&h, Some(lengths));
         self.head.forward(&x, train)
     }
 }

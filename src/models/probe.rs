@@ -130,19 +130,11 @@ impl Probe {
 
 impl Net for Probe {
     fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
-        let (_, c, _, t) = xs.size4().expect("[B, layers, width, frames]");
+        let c = xs.size()[1];
         let w = self.layer_weights().view([1, c, 1, 1]);
-        let mut x = (xs * w).sum_dim_intlist([1i64].as_slice(), false, Kind::Float); // [B, width, T]
-        x = match lengths {
-            Some(l) if t > 1 => {
-                let mask = super::pool::time_mask(l, t, xs.device()).to_kind(Kind::Float); // [B, T]
-                let n = mask
-                    .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
-                    .clamp_min(1.0);
-                (x * mask.unsqueeze(1)).sum_dim_intlist([2i64].as_slice(), false, Kind::Float) / n
-            }
-            _ => x.mean_dim([2i64].as_slice(), false, Kind::Float),
-        };
+        let x = (xs * w).sum_dim_intlist([1i64].as_slice(), false, Kind::Float); // [B, width, T]
+                                                                                 // The weighted sum's mean over each clip's valid frames (one frame when pooled).
+        let x = super::pool::Pooler::new_mean().forward(&x.transpose(1, 2), lengths);
         self.head.forward(&x, train)
     }
 }

@@ -4,41 +4,37 @@
 
 use polars::prelude::*;
 
-use super::load::Loaded;
+use super::load::{Loaded, Run};
 use super::{Result, TableContext};
 use crate::calibration;
+use crate::results::Predictions;
 
 /// Confidence bins of the reliability diagrams and of the ECE (Guo et al., 2017).
 pub const BINS: usize = 15;
 /// Coverages of the selective-classification table.
 pub const COVERAGES: [f64; 5] = [1.0, 0.9, 0.8, 0.7, 0.5];
 
-fn runs_with_predictions(
-    loaded: &Loaded,
-) -> impl Iterator<Item = (&super::load::Run, crate::results::Predictions)> {
-    loaded.runs.iter().filter_map(|r| {
-        let p = crate::ensemble::read_predictions(r.predictions.as_ref()?, &r.meta.classes).ok()?;
-        Some((r, p))
-    })
-}
-
-fn labels(p: &crate::results::Predictions) -> (Vec<usize>, Vec<usize>) {
-    let idx = |l: &String| p.classes.iter().position(|c| c == l).unwrap_or(0);
-    (
-        p.truth.iter().map(idx).collect(),
-        p.prediction.iter().map(idx).collect(),
-    )
+/// Every complete run with its readable test predictions, read once for both tables.
+pub fn predictions(loaded: &Loaded) -> Vec<(&Run, Predictions)> {
+    loaded
+        .runs
+        .iter()
+        .filter_map(|r| {
+            let p =
+                crate::ensemble::read_predictions(r.predictions.as_ref()?, &r.meta.classes).ok()?;
+            Some((r, p))
+        })
+        .collect()
 }
 
 /// UA per entry and test speaker, mean over the entry's runs that tested the speaker, worst
 /// speakers first within each entry.
-pub fn per_speaker(loaded: &Loaded) -> Result<DataFrame> {
+pub fn per_speaker(runs: &[(&Run, Predictions)]) -> Result<DataFrame> {
     let (mut entry, mut speaker, mut clips, mut ua) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (r, p) in runs_with_predictions(loaded) {
-        let (truth, pred) = labels(&p);
-        let spk: Vec<Option<String>> = p.speaker.clone();
-        let groups = crate::metrics::by_group(&truth, &pred, &spk, &p.classes);
+    for (r, p) in runs {
+        let (truth, pred) = p.indices();
+        let groups = crate::metrics::by_group(&truth, &pred, &p.speaker, &p.classes);
         for (s, m) in groups {
             entry.push(r.entry());
             speaker.push(s);
@@ -70,7 +66,7 @@ pub fn per_speaker(loaded: &Loaded) -> Result<DataFrame> {
 
 /// Calibration per run: ECE of the test probabilities as stored and at the run's validation
 /// temperature, the temperature, and UA at each coverage of [`COVERAGES`].
-pub fn calibration(loaded: &Loaded) -> Result<(DataFrame, DataFrame)> {
+pub fn calibration(runs: &[(&Run, Predictions)]) -> Result<(DataFrame, DataFrame)> {
     let mut entry = Vec::new();
     let mut run = Vec::new();
     let (mut t, mut ece, mut ece_t, mut nll, mut nll_t) =
@@ -78,11 +74,11 @@ pub fn calibration(loaded: &Loaded) -> Result<(DataFrame, DataFrame)> {
     let mut cov: Vec<Vec<f64>> = vec![Vec::new(); COVERAGES.len()];
     let (mut b_entry, mut b_lower, mut b_n, mut b_conf, mut b_acc) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (r, p) in runs_with_predictions(loaded) {
+    for (r, p) in runs {
         if p.probs.iter().any(|q| q.iter().any(|v| !v.is_finite())) {
             continue;
         }
-        let (truth, _) = labels(&p);
+        let (truth, _) = p.indices();
         let temp = r.metrics.temperature.unwrap_or(1.0);
         let scaled = calibration::scale_all(&p.probs, temp);
         entry.push(r.entry());
@@ -92,7 +88,7 @@ pub fn calibration(loaded: &Loaded) -> Result<(DataFrame, DataFrame)> {
         ece_t.push(calibration::ece(&scaled, &truth, BINS));
         nll.push(calibration::nll(&p.probs, &truth));
         nll_t.push(calibration::nll(&scaled, &truth));
-        for (k, v) in calibration::ua_at_coverage(&p.probs, &truth, p.classes.len(), &COVERAGES)
+        for (k, v) in calibration::ua_at_coverage(&p.probs, &truth, &p.classes, &COVERAGES)
             .into_iter()
             .enumerate()
         {

@@ -91,8 +91,9 @@ impl Tables {
         let issues = issues(loaded)?;
         let importance = importance(loaded)?;
         let focus = focus(&leaderboard, &sweep_trials)?;
-        let per_speaker = super::analyses::per_speaker(loaded)?;
-        let (calibration, reliability) = super::analyses::calibration(loaded)?;
+        let predictions = super::analyses::predictions(loaded);
+        let per_speaker = super::analyses::per_speaker(&predictions)?;
+        let (calibration, reliability) = super::analyses::calibration(&predictions)?;
         Ok(Tables {
             per_speaker,
             calibration,
