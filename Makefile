@@ -24,7 +24,7 @@ export PATH := $(VIRTUAL_ENV)/bin:$(PATH)
 BIN := $(CARGO_TARGET_DIR)/release/emolab
 VENV_STAMP := $(VENV)/.emolab-torch-$(TORCH_VERSION)
 
-.PHONY: help setup venv build demo test fmt lint clean bench-features bench-venv bench-train \
+.PHONY: help setup venv build demo test slurm-local fmt lint clean bench-features bench-venv bench-train \
 	bench-baseline bench-accuracy bench-classical bench-encoders experiment sweep report test-setup
 
 help:
@@ -130,6 +130,11 @@ test-setup:
 		{ apt-get install -y -qq chromium >/dev/null 2>&1 || sudo -n apt-get install -y -qq chromium >/dev/null 2>&1 || \
 		  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; } || \
 		echo "warning: could not install chromium; the report's browser test will be skipped"; }
+
+# A single-node Slurm on this machine (root; Debian packages), for `--slurm` and the live test.
+slurm-local:
+	scripts/slurm-local.sh install
+	scripts/slurm-local.sh start
 
 fmt:
 	cargo fmt --all

@@ -136,6 +136,9 @@ struct Raw {
     folds: Option<Vec<usize>>,
     #[serde(default)]
     sweep: Option<SweepSpec>,
+    /// Resources of Slurm jobs (`emolab run --slurm`); not part of any run's configuration.
+    #[serde(default)]
+    slurm: Option<crate::cluster::SlurmSpec>,
     /// Feature cache root (default: `$EMOLAB_CACHE` or `data/cache`).
     #[serde(default)]
     cache: Option<PathBuf>,
@@ -173,6 +176,8 @@ pub struct Experiment {
     pub seeds: Vec<u64>,
     pub folds: Option<Vec<usize>>,
     pub sweep: Option<SweepSpec>,
+    /// The `slurm:` block (job resources), when given.
+    pub slurm: Option<crate::cluster::SlurmSpec>,
     pub cache: PathBuf,
     pub results: PathBuf,
     /// The resolved document (what `config.yaml` of a run holds, with its fold and seed).
@@ -605,6 +610,10 @@ impl Experiment {
         // The full document: every default written out (what a run's config.yaml holds, and
         // what sweep keys must name).
         let tree = serde_yaml::to_value(&raw).expect("a typed experiment serialises");
+        if let Some(s) = &raw.slurm {
+            s.check()
+                .map_err(|(k, m)| err(file, &format!("slurm.{k}"), m))?;
+        }
         if let Some(s) = &raw.sweep {
             check_sweep(s, &tree, file)?;
         }
@@ -686,6 +695,7 @@ impl Experiment {
             seeds: raw.seeds,
             folds: raw.folds,
             sweep: raw.sweep,
+            slurm: raw.slurm,
             cache: raw.cache.unwrap_or_else(crate::doctor::cache_dir),
             results: raw.results.unwrap_or_else(crate::doctor::results_dir),
             resolved: tree,
@@ -713,7 +723,9 @@ impl Experiment {
     pub fn run_yaml(&self, fold: usize, seed: u64) -> String {
         let mut tree = self.resolved.clone();
         if let Value::Mapping(m) = &mut tree {
+            // Where and how a run is scheduled does not change what it computes.
             m.remove("sweep");
+            m.remove("slurm");
             m.insert("name".into(), Value::String(self.name.clone()));
             m.insert(
                 "seeds".into(),

@@ -9,6 +9,7 @@ pub mod audio;
 pub mod bench;
 pub mod cache;
 pub mod calibration;
+pub mod cluster;
 pub mod config;
 pub mod corpus;
 pub mod doctor;

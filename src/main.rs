@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use emolab::cache::Cache;
+use emolab::cluster::{Kind, Plan, Work};
 use emolab::corpus::{self, Format, ScanOptions};
 use emolab::experiment::Experiment;
 use emolab::features::{self, Pipeline};
@@ -33,7 +34,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
   emolab train --config experiments/cnn_v3.yaml --fold 0 --seed 0
   emolab evaluate results/demo/fold0-seed0
   emolab predict results/demo/fold0-seed0 clip.wav
-  emolab sweep experiments/demo.yaml --grid model.dropout=0.3,0.5 --grid train.lr=1e-3,5e-4"
+  emolab sweep experiments/demo.yaml --grid model.dropout=0.3,0.5 --grid train.lr=1e-3,5e-4
+  emolab sweep experiments/demo.yaml --grid train.lr=1e-3,5e-4 --slurm
+  emolab status demo --wait"
 )]
 struct Cli {
     /// Hide progress bars.
@@ -97,6 +100,8 @@ pyarrow and polars read its part-*.parquet files directly.")]
   emolab run experiments/cnn_v3.yaml --set train.lr=5e-4 --set model.dropout=0.4
   emolab run experiments/emodb_cnn.yaml --force          # recompute complete runs
   EMODB=/data/emodb/wav emolab run experiments/emodb_cnn.yaml
+  emolab run experiments/cnn_v3.yaml --slurm --slurm-opt partition=gpu --slurm-opt gres=gpu:1
+  emolab run experiments/cnn_v3.yaml --slurm --dry-run   # write results/<name>/slurm/job.sbatch
 
 Each run folder holds config.yaml, meta.json, split.parquet, history.parquet,
 predictions.parquet, metrics.json and model.safetensors; results/<name>/summary.parquet
@@ -152,8 +157,9 @@ Clips whose label the model does not know are left out and counted. Writes
   emolab sweep experiments/cnn_v3_grid.yaml
   emolab sweep experiments/demo.yaml --grid model.dropout=0.3,0.5 --grid train.lr=1e-3,5e-4
   emolab sweep experiments/demo.yaml --grid train.lr=1e-3,5e-4,1e-4 --budget 2
-  emolab sweep experiments/cnn_v3_grid.yaml --slurm      # write results/<name>/sweep.sbatch
-  emolab sweep experiments/cnn_v3_grid.yaml --trial 3    # one trial (what each array task runs)
+  emolab sweep experiments/cnn_v3_grid.yaml --slurm      # one Slurm array task per run
+  emolab sweep experiments/cnn_v3_grid.yaml --slurm --dry-run
+  emolab sweep experiments/cnn_v3_grid.yaml --trial 3    # every run of one trial, here
 
 Re-running skips complete runs. The selected trial has the best mean validation UA; its test
 figures are reported, never used to choose.")]
@@ -171,6 +177,18 @@ EXPERIMENT is a folder name under the results folder; with none (or --all), ever
 Runs that are running, failed or missing files are listed in the report, never fatal.
 report.html opens in any browser with no network; tables/ has every table as CSV and Parquet.")]
     Report(ReportArgs),
+    /// Where every run of an experiment is: complete, running (epoch and validation UA so
+    /// far), interrupted, failed (with the error), pending in Slurm, or not started, with the
+    /// Slurm job state where it was submitted.
+    #[command(after_help = "Examples:
+  emolab status
+  emolab status experiments/cnn_v3.yaml
+  emolab status cnn_v3 cnn_v3_grid --results /scratch/results
+  emolab status experiments/cnn_v3_grid.yaml --wait --interval 60   # exit 1 if a run failed
+
+Runs are the entries of results/<name>/plan.json (written by `run`, `sweep` and `--slurm`);
+for an experiment file that never ran, every run is listed as not started.")]
+    Status(StatusArgs),
     /// Benchmarks (not tests): see `make bench-train`.
     #[command(
         subcommand,
@@ -248,8 +266,56 @@ struct RunArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
     /// Recompute runs that are already complete.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "slurm")]
     force: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Slurm submission, and the three things its jobs run.
+#[derive(Args)]
+struct ClusterArgs {
+    /// Submit to Slurm: a prepare job (features), a job array with one task per run that is not
+    /// complete and not already queued, and a collect job (summary).
+    #[arg(long)]
+    slurm: bool,
+    /// With --slurm: write the job script and print the sbatch commands, submit nothing.
+    #[arg(long, requires = "slurm")]
+    dry_run: bool,
+    /// With --slurm: a key of the `slurm:` block, e.g. partition=gpu, gres=gpu:1,
+    /// time=04:00:00, cpus=8, throttle=10 (repeatable).
+    #[arg(long = "slurm-opt", value_name = "KEY=VALUE", requires = "slurm")]
+    slurm_opt: Vec<String>,
+    /// Run only entry I of results/<name>/plan.json (what Slurm array task I runs).
+    #[arg(long, value_name = "I", conflicts_with_all = ["slurm", "collect", "prepare_only"])]
+    task: Option<usize>,
+    /// Write the summary (and seed ensembles or sweep table) from the complete runs (what the
+    /// collect job runs).
+    #[arg(long, conflicts_with_all = ["slurm", "prepare_only"])]
+    collect: bool,
+    /// Only scan the corpus and compute missing features (what the prepare job runs).
+    #[arg(long, conflicts_with = "slurm")]
+    prepare_only: bool,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// Experiment files (YAML) or experiment names under the results folder; none: every
+    /// experiment there.
+    #[arg(value_name = "EXPERIMENT")]
+    experiments: Vec<String>,
+    /// Results folder for names (default: $EMOLAB_RESULTS or results).
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Block until no run is pending or running; exit non-zero unless every run is complete.
+    #[arg(long)]
+    wait: bool,
+    /// Seconds between checks with --wait.
+    #[arg(long, default_value_t = 10.0)]
+    interval: f64,
+    /// Print one JSON array, one object per experiment.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -302,14 +368,13 @@ struct SweepArgs {
     budget: Option<usize>,
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
-    /// Run only trial I (0-based), as a Slurm array task does.
-    #[arg(long)]
+    /// Run only trial I (0-based), every fold and seed of it.
+    #[arg(long, conflicts_with = "slurm")]
     trial: Option<usize>,
-    /// Write an sbatch array script instead of running.
-    #[arg(long)]
-    slurm: bool,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "slurm")]
     force: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[derive(Args)]
@@ -519,15 +584,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if is_fusion_file(&a.experiment) {
                 return run_fusion(&a.experiment);
             }
-            let exp = Experiment::load(&a.experiment, &a.sets)?;
-            return run_experiment(&exp, a.force, progress);
+            let work = work_of(
+                Kind::Run,
+                &a.experiment,
+                &a.sets,
+                &a.cluster.slurm_opt,
+                &[],
+                None,
+            )?;
+            if let Some(code) = cluster_mode(&work, &a.cluster, progress)? {
+                return Ok(code);
+            }
+            return run_experiment(&work.exp, Some(&work), a.force, progress);
         }
+        Command::Status(a) => return status(a),
         Command::Train(a) => {
             let mut exp = Experiment::load(&a.config, &a.sets)?;
             let seed = a.seed.unwrap_or(exp.seeds[0]);
             exp.seeds = vec![seed];
             exp.folds = Some(vec![a.fold]);
-            return run_experiment(&exp, a.force, progress);
+            return run_experiment(&exp, None, a.force, progress);
         }
         Command::Evaluate { run, on, json } => {
             let (m, out, left_out) = runner::evaluate(&run, on.as_deref(), progress)?;
@@ -692,8 +768,18 @@ fn run_fusion(file: &Path) -> Result<ExitCode> {
 }
 
 /// Prepare the corpus, run every fold × seed, write and print the summary.
-fn run_experiment(exp: &Experiment, force: bool, progress: bool) -> Result<ExitCode> {
+/// With `work` (a whole `run`, not one `train`), also number the runs in `plan.json` for
+/// `emolab status`.
+fn run_experiment(
+    exp: &Experiment,
+    work: Option<&Work>,
+    force: bool,
+    progress: bool,
+) -> Result<ExitCode> {
     let prep = runner::prepare(exp, progress)?;
+    if let Some(w) = work {
+        w.plan(Some(&prep))?.write(&w.exp_dir())?;
+    }
     eprintln!(
         "{}: {} clips, {} classes ({}), protocol {}{}",
         exp.name,
@@ -743,115 +829,259 @@ fn run_experiment(exp: &Experiment, force: bool, progress: bool) -> Result<ExitC
 }
 
 fn sweep(a: SweepArgs, progress: bool) -> Result<ExitCode> {
-    let exp = Experiment::load(&a.experiment, &a.sets)?;
-    let mut spec = exp.sweep.clone().unwrap_or_default();
-    let extra = sweep::grid_from_args(&a.grid).map_err(anyhow::Error::msg)?;
-    spec.params.extend(extra.params);
-    if a.budget.is_some() {
-        spec.budget = a.budget;
+    let work = work_of(
+        Kind::Sweep,
+        &a.experiment,
+        &a.sets,
+        &a.cluster.slurm_opt,
+        &a.grid,
+        a.budget,
+    )?;
+    if let Some(code) = cluster_mode(&work, &a.cluster, progress)? {
+        return Ok(code);
     }
-    if spec.params.is_empty() {
-        anyhow::bail!(
-            "{}: nothing to sweep: add a `sweep:` block or --grid key=v1,v2",
-            a.experiment.display()
-        );
-    }
-    let trials = sweep::trials(&spec);
-    let root = exp.results.join(&exp.name);
-    if a.slurm {
-        let script = root.join("sweep.sbatch");
-        let text = sweep::slurm_script(&a.experiment, &a.sets, &a.grid, trials.len(), &root);
-        emolab::util::atomic_write_bytes(&script, text.as_bytes())?;
-        println!(
-            "wrote {} ({} trials): sbatch {}",
-            script.display(),
-            trials.len(),
-            script.display()
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let selected: Vec<&sweep::Trial> = match a.trial {
-        Some(i) => vec![trials.get(i).ok_or_else(|| {
-            anyhow::anyhow!("--trial {i}: the sweep has {} trials", trials.len())
-        })?],
-        None => trials.iter().collect(),
-    };
-    let reprepare = spec
-        .params
-        .keys()
-        .any(|k| k.starts_with("pipeline.") || k.starts_with("corpus."));
-    let mut shared = None;
-    let bar = emolab::util::progress_bar(selected.len() as u64, "trials", progress);
-    let mut failed = 0;
-    let mut best: Option<(f64, String)> = None;
-    for t in &selected {
-        let e = sweep::trial_experiment(&exp, t)?;
-        let fresh;
-        let prep = if reprepare {
-            fresh = runner::prepare(&e, false)?;
-            &fresh
-        } else {
-            if shared.is_none() {
-                shared = Some(runner::prepare(&e, progress)?);
-            }
-            shared.as_ref().expect("set")
-        };
-        let opts = runner::RunOptions {
-            force: a.force,
-            progress: false,
-            trial: Some((t.id.clone(), t.json_params())),
-        };
-        bar.set_message(format!("{} {}", t.id, t.label()));
-        let outcomes = runner::run_experiment(&e, prep, &opts)?;
-        failed += outcomes.iter().filter(|o| o.error.is_some()).count();
-        let mut vals = Vec::new();
-        for o in &outcomes {
-            if let Ok(m) = emolab::results::RunDir::new(&o.dir).metrics() {
-                vals.push(m.val_ua);
-            }
-        }
-        if !vals.is_empty() {
-            let v = vals.iter().sum::<f64>() / vals.len() as f64;
-            if best.as_ref().is_none_or(|b| v > b.0) {
-                best = Some((v, t.id.clone()));
-            }
-            bar.println(format!(
-                "{} {}: val UA {v:.3} over {} runs{}",
-                t.id,
-                t.label(),
-                vals.len(),
-                if outcomes.iter().all(|o| o.skipped) {
-                    " (already complete)"
-                } else {
-                    ""
-                }
-            ));
-        }
-        bar.inc(1);
-        if let Some((v, id)) = &best {
-            bar.set_message(format!("best so far {id} val UA {v:.3}"));
-        }
-    }
-    bar.finish_and_clear();
-    let mut table = sweep::table(&exp.results, &exp.name, &trials)?;
-    emolab::util::atomic_write(&root.join("sweep.parquet"), |w| {
-        polars::prelude::ParquetWriter::new(w).finish(&mut table)?;
-        Ok(())
-    })?;
-    println!("{table}");
-    if let Some(i) = sweep::select(&table)? {
-        let row = table.get_row(i)?;
-        println!(
-            "selected on validation UA: {} ({}): test UA {} (reported, not used to choose)",
-            row.0[0],
-            row.0[1],
-            row.0[row.0.len() - 3]
-        );
+    let (table, failed) = sweep::run_here(&work, a.trial, a.force, progress)?;
+    println!("{}", runner::plain_table(&table));
+    if let Some(line) = sweep::selection_line(&table)? {
+        println!("{line}");
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// The experiment (and, for a sweep, its trials) of a `run` or `sweep` command line.
+/// `--slurm-opt k=v` is `--set slurm.k=v`, kept out of what the jobs repeat.
+fn work_of(
+    kind: Kind,
+    file: &Path,
+    sets: &[String],
+    slurm_opt: &[String],
+    grid: &[String],
+    budget: Option<usize>,
+) -> Result<Work> {
+    let mut all = sets.to_vec();
+    for o in slurm_opt {
+        if !o.contains('=') {
+            anyhow::bail!("--slurm-opt `{o}`: expected key=value, e.g. partition=gpu");
+        }
+        all.push(format!("slurm.{o}"));
+    }
+    let exp = Experiment::load(file, &all)?;
+    let trials = match kind {
+        Kind::Run => None,
+        Kind::Sweep => {
+            let mut spec = exp.sweep.clone().unwrap_or_default();
+            let extra = sweep::grid_from_args(grid).map_err(anyhow::Error::msg)?;
+            spec.params.extend(extra.params);
+            if budget.is_some() {
+                spec.budget = budget;
+            }
+            if spec.params.is_empty() {
+                anyhow::bail!(
+                    "{}: nothing to sweep: add a `sweep:` block or --grid key=v1,v2",
+                    file.display()
+                );
+            }
+            Some(sweep::trials(&spec))
+        }
+    };
+    Ok(Work {
+        exp,
+        trials,
+        invocation: emolab::cluster::Invocation {
+            kind,
+            file: std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf()),
+            sets: sets.to_vec(),
+            grid: grid.to_vec(),
+            budget,
+        },
+    })
+}
+
+/// `--slurm`, `--task`, `--collect` and `--prepare-only`; `None` when none was given.
+fn cluster_mode(work: &Work, a: &ClusterArgs, progress: bool) -> Result<Option<ExitCode>> {
+    let exp = &work.exp;
+    let dir = work.exp_dir();
+    if a.slurm {
+        eprintln!("{}: numbering the runs (reading the corpus)", exp.name);
+        let plan = work.plan(None)?;
+        plan.write(&dir)?;
+        let spec = exp.slurm.clone().unwrap_or_default();
+        let sub = emolab::cluster::slurm::submit(
+            &plan,
+            &spec,
+            &dir,
+            exp.pipeline.encoder.is_some(),
+            a.dry_run,
+        )?;
+        println!(
+            "{}: {} runs: {} complete, {} pending or running in Slurm, {} to submit",
+            exp.name,
+            plan.tasks.len(),
+            sub.complete,
+            sub.active,
+            sub.tasks.len()
+        );
+        println!("script      {}", sub.script.display());
+        if a.dry_run {
+            for c in &sub.commands {
+                println!("would run   {c}");
+            }
+        } else if sub.tasks.is_empty() {
+            println!("nothing submitted");
+        } else {
+            for (role, id) in &sub.jobs {
+                println!("submitted   {role:?} job {id}");
+            }
+            println!(
+                "logs        {}\nwatch with  emolab status {} --wait",
+                emolab::cluster::slurm::slurm_dir(&dir).display(),
+                exp.name
+            );
+        }
+        return Ok(Some(ExitCode::SUCCESS));
+    }
+    if a.prepare_only {
+        let n = emolab::cluster::prepare_only(work, progress)?;
+        println!(
+            "{}: features ready for {} clips",
+            exp.name,
+            n.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(Some(ExitCode::SUCCESS));
+    }
+    if let Some(i) = a.task {
+        let out = emolab::cluster::run_task(work, i, progress)?;
+        let failed: Vec<_> = out.iter().filter(|o| o.error.is_some()).collect();
+        for o in &out {
+            println!(
+                "task {i}: {} {}",
+                o.dir.display(),
+                match (&o.error, o.skipped) {
+                    (Some(e), _) => format!("failed: {e}"),
+                    (None, true) => "already complete".into(),
+                    (None, false) => "complete".into(),
+                }
+            );
+        }
+        return Ok(Some(if failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }));
+    }
+    if a.collect {
+        match &work.trials {
+            Some(trials) => {
+                let table = sweep::write_table(exp, trials)?;
+                println!("{}", runner::plain_table(&table));
+                if let Some(line) = sweep::selection_line(&table)? {
+                    println!("{line}");
+                }
+            }
+            None => {
+                emolab::ensemble::write_seed_ensembles(&dir, &exp.seeds)?;
+                let agg = runner::write_summary(exp)?;
+                println!("{}", runner::plain_table(&runner::pretty(&agg)?));
+            }
+        }
+        return Ok(Some(ExitCode::SUCCESS));
+    }
+    Ok(None)
+}
+
+/// `emolab status`.
+fn status(a: StatusArgs) -> Result<ExitCode> {
+    use emolab::cluster::status::{self, Status};
+    let results = a.results.unwrap_or_else(emolab::doctor::results_dir);
+    // (experiment folder, plan).
+    let mut targets: Vec<(PathBuf, Plan)> = Vec::new();
+    let named = if a.experiments.is_empty() {
+        let mut names: Vec<String> = std::fs::read_dir(&results)
+            .map_err(|e| anyhow::anyhow!("cannot read results folder {}: {e}", results.display()))?
+            .flatten()
+            .filter(|e| e.path().is_dir() && e.file_name() != "report")
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    } else {
+        a.experiments.clone()
+    };
+    for x in &named {
+        let p = Path::new(x);
+        let is_file =
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+        if is_file {
+            let exp = Experiment::load(p, &[])?;
+            let kind = if exp.sweep.is_some() {
+                Kind::Sweep
+            } else {
+                Kind::Run
+            };
+            let work = work_of(kind, p, &[], &[], &[], None)?;
+            let dir = work.exp_dir();
+            let plan = match Plan::read(&dir)? {
+                Some(plan) => plan,
+                None => work.plan(None)?,
+            };
+            targets.push((dir, plan));
+        } else {
+            let dir = results.join(x);
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "{x}: neither an experiment file nor a folder in {}",
+                    results.display()
+                );
+            }
+            let plan = match Plan::read(&dir)? {
+                Some(plan) => plan,
+                None => emolab::cluster::plan::from_folders(&dir)?,
+            };
+            if plan.tasks.is_empty() {
+                continue;
+            }
+            targets.push((dir, plan));
+        }
+    }
+    let interval = std::time::Duration::from_secs_f64(a.interval.max(0.1));
+    let mut last = String::new();
+    let all: Vec<Status> = loop {
+        let all = targets
+            .iter()
+            .map(|(dir, plan)| status::status(dir, plan))
+            .collect::<Result<Vec<_>>>()?;
+        if !a.wait || !all.iter().any(Status::active) {
+            break all;
+        }
+        let line = all
+            .iter()
+            .map(|s| format!("{}: {}", s.experiment, s.counts()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if line != last {
+            eprintln!("{} {line}", chrono::Utc::now().format("%H:%M:%S"));
+            last = line;
+        }
+        std::thread::sleep(interval);
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        for s in &all {
+            print!("{s}");
+        }
+    }
+    Ok(if a.wait && !all.iter().all(Status::all_complete) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

@@ -89,6 +89,15 @@ pub struct RunMeta {
     pub best_epoch: usize,
     /// Mean wall time of one training pass (forward, backward, update).
     pub train_seconds_per_epoch: Option<f64>,
+    /// The host and process that run it, so `emolab status` tells a live run from an
+    /// interrupted one.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// The Slurm job (`JOBID_TASK` for an array task) that runs it, when Slurm started it.
+    #[serde(default)]
+    pub slurm_job: Option<String>,
 }
 
 /// `metrics.json`.

@@ -93,6 +93,13 @@ pub fn load_corpus(exp: &Experiment, path: &Path, progress: bool) -> Result<Vec<
 
 /// Scan, label, featurize (cached) and load the features of an experiment's corpus.
 pub fn prepare(exp: &Experiment, progress: bool) -> Result<Prepared> {
+    prepare_with(exp, progress, true)
+}
+
+/// [`prepare`], or with `features: false` only the clips and labels (no feature is computed or
+/// read; `rows` is empty): enough to plan the folds, as a Slurm submission does before the
+/// features exist.
+pub fn prepare_with(exp: &Experiment, progress: bool, features: bool) -> Result<Prepared> {
     let all = load_corpus(exp, &exp.corpus.path, progress)?;
     if all.is_empty() {
         return Err(exp
@@ -176,6 +183,16 @@ pub fn prepare(exp: &Experiment, progress: bool) -> Result<Prepared> {
             }
             None => *skipped.entry(format!("label {l} not kept")).or_insert(0) += 1,
         }
+    }
+    if !features {
+        return Ok(Prepared {
+            clips,
+            labels,
+            classes,
+            rows: Vec::new(),
+            skipped,
+            duplicates,
+        });
     }
     let rows = cached_features(&clips, &exp.pipeline, &exp.cache, progress)?;
     let mut out = Prepared {
@@ -286,12 +303,9 @@ pub fn run_dir(exp: &Experiment, trial: Option<&str>, fold: usize, seed: u64) ->
     RunDir::new(exp.results.join(&exp.name).join(name))
 }
 
-/// Train and evaluate every selected fold × seed of `exp`.
-pub fn run_experiment(
-    exp: &Experiment,
-    prep: &Prepared,
-    opts: &RunOptions,
-) -> Result<Vec<RunOutcome>> {
+/// The runs of `exp` in the order they are run: (fold, seed, split seed) for every seed, then
+/// every selected fold. [`crate::cluster::plan`] numbers them the same way.
+pub fn planned_runs(exp: &Experiment, prep: &Prepared) -> Result<Vec<(Fold, u64, u64)>> {
     let mut plan = Vec::new();
     for &seed in &exp.seeds {
         let split_seed = exp.split_seed.unwrap_or(seed);
@@ -312,6 +326,16 @@ pub fn run_experiment(
             }
         }
     }
+    Ok(plan)
+}
+
+/// Train and evaluate every selected fold × seed of `exp`.
+pub fn run_experiment(
+    exp: &Experiment,
+    prep: &Prepared,
+    opts: &RunOptions,
+) -> Result<Vec<RunOutcome>> {
+    let plan = planned_runs(exp, prep)?;
     let trial = opts.trial.as_ref().map(|t| t.0.as_str());
     let mut out = Vec::new();
     let total = plan.len();
@@ -495,6 +519,9 @@ pub fn run_one(
         epochs_run: 0,
         best_epoch: 0,
         train_seconds_per_epoch: None,
+        host: crate::util::hostname(),
+        pid: Some(std::process::id()),
+        slurm_job: crate::cluster::slurm::current_job(),
     };
     dir.write_meta(&meta)?;
     let mut split = SplitRows::default();

@@ -4,11 +4,10 @@
 //! A trial is named by a hash of its parameter values (`t-1a2b3c4d`), so growing a grid keeps
 //! the folders of trials already run, and a second invocation runs nothing new. The selected
 //! trial is the one with the best mean validation UA; its test figures are reported, never used
-//! to choose. `--slurm` writes an sbatch array script: task `i` runs trial `i` of the same file
-//! into the same results folder.
+//! to choose. `--slurm` submits the runs as a Slurm job array ([`crate::cluster`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use polars::prelude::*;
@@ -217,49 +216,109 @@ pub fn select(table: &DataFrame) -> Result<Option<usize>> {
         .map(|(i, _)| i))
 }
 
-/// An sbatch array script running one trial per array task.
-pub fn slurm_script(
-    exp_file: &Path,
-    sets: &[String],
-    grid: &[String],
-    n: usize,
-    results: &Path,
-) -> String {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-    let mut args = String::new();
-    for s in sets {
-        args.push_str(&format!(" --set {}", quote(s)));
+/// Run the trials of `work` here (all, or only trial `only`), then write and return the sweep
+/// table (`results/<name>/sweep.parquet`). Returns the table and the number of failed runs.
+pub fn run_here(
+    work: &crate::cluster::Work,
+    only: Option<usize>,
+    force: bool,
+    progress: bool,
+) -> Result<(DataFrame, usize)> {
+    let trials = work.trials.as_deref().unwrap_or_default();
+    let selected: Vec<&Trial> = match only {
+        Some(i) => vec![trials.get(i).ok_or_else(|| {
+            anyhow::anyhow!("--trial {i}: the sweep has {} trials", trials.len())
+        })?],
+        None => trials.iter().collect(),
+    };
+    let reprepare = work.trials_change_features();
+    let mut shared = None;
+    let bar = crate::util::progress_bar(selected.len() as u64, "trials", progress);
+    let mut failed = 0;
+    let mut best: Option<(f64, String)> = None;
+    for t in &selected {
+        let e = trial_experiment(&work.exp, t)?;
+        let fresh;
+        let prep = if reprepare {
+            fresh = crate::runner::prepare(&e, false)?;
+            &fresh
+        } else {
+            if shared.is_none() {
+                shared = Some(crate::runner::prepare(&e, progress)?);
+            }
+            shared.as_ref().expect("set")
+        };
+        if only.is_none() && !reprepare && t.id == trials[0].id {
+            // The numbered runs, for `emolab status`.
+            work.plan(Some(prep))?.write(&work.exp_dir())?;
+        }
+        let opts = crate::runner::RunOptions {
+            force,
+            progress: false,
+            trial: Some((t.id.clone(), t.json_params())),
+        };
+        bar.set_message(format!("{} {}", t.id, t.label()));
+        let outcomes = crate::runner::run_experiment(&e, prep, &opts)?;
+        failed += outcomes.iter().filter(|o| o.error.is_some()).count();
+        let vals: Vec<f64> = outcomes
+            .iter()
+            .filter_map(|o| crate::results::RunDir::new(&o.dir).metrics().ok())
+            .map(|m| m.val_ua)
+            .collect();
+        if !vals.is_empty() {
+            let v = vals.iter().sum::<f64>() / vals.len() as f64;
+            if best.as_ref().is_none_or(|b| v > b.0) {
+                best = Some((v, t.id.clone()));
+            }
+            crate::util::bar_println(
+                &bar,
+                format!(
+                    "{} {}: val UA {v:.3} over {} runs{}",
+                    t.id,
+                    t.label(),
+                    vals.len(),
+                    if outcomes.iter().all(|o| o.skipped) {
+                        " (already complete)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+        bar.inc(1);
+        if let Some((v, id)) = &best {
+            bar.set_message(format!("best so far {id} val UA {v:.3}"));
+        }
     }
-    for g in grid {
-        args.push_str(&format!(" --grid {}", quote(g)));
+    bar.finish_and_clear();
+    if reprepare && only.is_none() {
+        work.plan(None)?.write(&work.exp_dir())?;
     }
-    let bin = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "emolab".into());
-    format!(
-        "#!/bin/bash
-# emolab sweep of {file}: one trial per array task, all writing into {results}.
-# Submit: sbatch {script}   (re-submitting skips complete runs; a killed task resumes)
-#SBATCH --job-name=emolab-sweep
-#SBATCH --array=0-{last}
-#SBATCH --cpus-per-task=4
-#SBATCH --time=12:00:00
-#SBATCH --output=slurm-%A_%a.out
-set -euo pipefail
-cd {cwd}
-{bin} --quiet sweep {file}{args} --trial \"$SLURM_ARRAY_TASK_ID\"
-",
-        file = quote(&exp_file.display().to_string()),
-        results = results.display(),
-        script = "sweep.sbatch",
-        last = n.saturating_sub(1),
-        cwd = quote(
-            &std::env::current_dir()
-                .unwrap_or_else(|_| PathBuf::from("."))
-                .display()
-                .to_string()
-        ),
-    )
+    Ok((write_table(&work.exp, trials)?, failed))
+}
+
+/// Write `results/<name>/sweep.parquet` from the complete runs of every trial.
+pub fn write_table(exp: &Experiment, trials: &[Trial]) -> Result<DataFrame> {
+    let mut t = table(&exp.results, &exp.name, trials)?;
+    crate::util::atomic_write(&exp.results.join(&exp.name).join("sweep.parquet"), |w| {
+        ParquetWriter::new(w).finish(&mut t)?;
+        Ok(())
+    })?;
+    Ok(t)
+}
+
+/// `selected on validation UA: t-… (params): test UA … (reported, not used to choose)`.
+pub fn selection_line(table: &DataFrame) -> Result<Option<String>> {
+    let Some(i) = select(table)? else {
+        return Ok(None);
+    };
+    let row = table.get_row(i)?;
+    Ok(Some(format!(
+        "selected on validation UA: {} ({}): test UA {} (reported, not used to choose)",
+        row.0[0],
+        row.0[1],
+        row.0[row.0.len() - 3]
+    )))
 }
 
 #[cfg(test)]

@@ -61,7 +61,6 @@ pub fn content_hash(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 
-/// A progress bar on stderr (hidden when stderr is not a terminal or `show` is false).
 /// Whether progress should be plain lines: stderr is not a terminal (a log file, Slurm, CI),
 /// where a bar would draw nothing.
 pub fn plain_progress() -> bool {
@@ -69,9 +68,39 @@ pub fn plain_progress() -> bool {
     !std::io::stderr().is_terminal()
 }
 
+/// Seconds between the plain progress lines of a bar when nobody watches
+/// (`$EMOLAB_PROGRESS_INTERVAL`, default 30).
+pub fn progress_interval() -> std::time::Duration {
+    let s = std::env::var("EMOLAB_PROGRESS_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| *v >= 0.0)
+        .unwrap_or(30.0);
+    std::time::Duration::from_secs_f64(s)
+}
+
+/// A progress bar on stderr (hidden when `show` is false). When stderr is not a terminal the
+/// bar is drawn as a plain line (`featurize 120/535 (22%), 41/s, elapsed 3s, ETA 10s`) at most
+/// every [`progress_interval`], so a Slurm or nohup log shows how far a long command is.
 pub fn progress_bar(len: u64, what: &str, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
+    }
+    if plain_progress() {
+        let bar = ProgressBar::with_draw_target(
+            Some(len),
+            indicatif::ProgressDrawTarget::term_like_with_hz(
+                Box::new(PlainLines::new(progress_interval())),
+                20,
+            ),
+        );
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{what} {{pos}}/{{len}} ({{percent}}%), elapsed {{elapsed}}, ETA {{eta}} {{msg}}"
+            ))
+            .expect("valid template"),
+        );
+        return bar;
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
@@ -82,6 +111,141 @@ pub fn progress_bar(len: u64, what: &str, show: bool) -> ProgressBar {
         .progress_chars("=> "),
     );
     bar
+}
+
+/// A line above a bar (`bar.println` on a terminal; a plain stderr line otherwise, where the
+/// bar's own lines are rate-limited and would swallow it).
+pub fn bar_println(bar: &ProgressBar, line: impl AsRef<str>) {
+    if plain_progress() {
+        eprintln!("{}", line.as_ref());
+    } else {
+        bar.println(line.as_ref());
+    }
+}
+
+/// An indicatif "terminal" that writes what a bar draws as whole lines on stderr: the first
+/// draw, then at most one per `every`, and the last draw not yet written when the bar goes
+/// away; cursor movements and clears are dropped.
+#[derive(Debug)]
+pub struct PlainLines {
+    every: std::time::Duration,
+    /// (text drawn since the last flush, when a line was last written, last lines not written).
+    state: std::sync::Mutex<(String, Option<std::time::Instant>, Vec<String>)>,
+    sink: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
+}
+
+impl PlainLines {
+    pub fn new(every: std::time::Duration) -> PlainLines {
+        PlainLines {
+            every,
+            state: std::sync::Mutex::new((String::new(), None, Vec::new())),
+            sink: None,
+        }
+    }
+
+    /// Lines go to `sink` instead of stderr (for tests).
+    pub fn capturing(
+        every: std::time::Duration,
+        sink: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> PlainLines {
+        PlainLines {
+            every,
+            state: std::sync::Mutex::new((String::new(), None, Vec::new())),
+            sink: Some(sink),
+        }
+    }
+
+    fn write_out(&self, lines: &[String]) {
+        for l in lines {
+            match &self.sink {
+                Some(s) => s.lock().unwrap_or_else(|e| e.into_inner()).push(l.clone()),
+                None => eprintln!("{l}"),
+            }
+        }
+    }
+
+    fn emit(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let text = std::mem::take(&mut st.0).replace('\r', "");
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if lines.is_empty() {
+            return;
+        }
+        if st.1.is_none_or(|t| t.elapsed() >= self.every) {
+            st.1 = Some(std::time::Instant::now());
+            st.2.clear();
+            drop(st);
+            self.write_out(&lines);
+        } else {
+            st.2 = lines;
+        }
+    }
+}
+
+impl Drop for PlainLines {
+    fn drop(&mut self) {
+        let last = std::mem::take(&mut self.state.get_mut().unwrap_or_else(|e| e.into_inner()).2);
+        self.write_out(&last);
+    }
+}
+
+impl indicatif::TermLike for PlainLines {
+    fn width(&self) -> u16 {
+        200
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.0.push_str(s);
+        st.0.push('\n');
+        Ok(())
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .push_str(s);
+        Ok(())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.emit();
+        Ok(())
+    }
+}
+
+/// This machine's host name.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+}
+
+/// Whether process `pid` is alive on this machine and runs emolab.
+pub fn emolab_process_alive(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("emolab"))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -100,6 +264,45 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("x.txt")]);
+    }
+
+    #[test]
+    fn unattended_bars_print_plain_lines_at_most_every_interval() {
+        let sink = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let bar = ProgressBar::with_draw_target(
+            Some(10),
+            indicatif::ProgressDrawTarget::term_like(Box::new(PlainLines::capturing(
+                std::time::Duration::from_secs(3600),
+                sink.clone(),
+            ))),
+        );
+        bar.set_style(ProgressStyle::with_template("clips {pos}/{len}").unwrap());
+        for _ in 0..10 {
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        drop(bar);
+        let lines = sink.lock().unwrap().clone();
+        assert_eq!(lines.len(), 2, "the first and the last line: {lines:?}");
+        assert!(lines[0].starts_with("clips "), "{lines:?}");
+        assert_eq!(lines[1], "clips 10/10", "{lines:?}");
+        assert!(!lines[0].contains('\x1b'), "no escape codes: {lines:?}");
+        // With no interval, every draw is a line of its own.
+        let sink = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let bar = ProgressBar::with_draw_target(
+            Some(3),
+            indicatif::ProgressDrawTarget::term_like(Box::new(PlainLines::capturing(
+                std::time::Duration::ZERO,
+                sink.clone(),
+            ))),
+        );
+        bar.set_style(ProgressStyle::with_template("clips {pos}/{len}").unwrap());
+        for _ in 0..3 {
+            bar.inc(1);
+        }
+        bar.finish();
+        let lines = sink.lock().unwrap().clone();
+        assert!(lines.contains(&"clips 3/3".to_string()), "{lines:?}");
     }
 
     #[test]

@@ -432,13 +432,42 @@ fn a_two_trial_sweep_runs_once_and_selects_on_validation() {
     assert!(ok, "{out}\n{err}");
     let after: Vec<_> = runs.iter().map(|r| mtime(&r.path())).collect();
     assert_eq!(before, after, "the second invocation runs nothing");
-    // --slurm writes an array script with one task per trial.
-    let (ok, out, _) = emolab(&[args[0], args[1], args[2], args[3], "--slurm"]);
-    assert!(out.contains("2 trials"), "{out}");
-    assert!(ok, "{out}");
-    let script = std::fs::read_to_string(root.join("sweep.sbatch")).unwrap();
-    assert!(script.contains("#SBATCH --array=0-1"), "{script}");
-    assert!(script.contains("--trial \"$SLURM_ARRAY_TASK_ID\""));
+    // --slurm --dry-run writes the job script and says what it would submit: nothing is left
+    // to run, so the array would be empty.
+    let (ok, out, err) = emolab(&[&args[..], &["--slurm", "--dry-run"]].concat());
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("2 runs: 2 complete"), "{out}");
+    let script = std::fs::read_to_string(root.join("slurm/job.sbatch")).unwrap();
+    assert!(
+        script.contains("--task \"$SLURM_ARRAY_TASK_ID\""),
+        "{script}"
+    );
+    assert!(script.contains("'--grid' 'train.lr=1e-3,3e-3'"), "{script}");
+    // With one run gone, the array would hold exactly that run.
+    let gone = &runs[1].path();
+    std::fs::remove_dir_all(gone).unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("plan.json")).unwrap()).unwrap();
+    let name = gone.file_name().unwrap().to_string_lossy().into_owned();
+    let index = plan["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["run"] == name.as_str())
+        .unwrap()["index"]
+        .as_u64()
+        .unwrap();
+    let (ok, out, err) = emolab(&[&args[..], &["--slurm", "--dry-run"]].concat());
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("1 complete, 0 pending or running in Slurm, 1 to submit"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("--array={index} ")), "{out}");
+    // What that array task runs, run here, completes it.
+    let (ok, out, err) = emolab(&[&args[..], &["--task", &index.to_string()]].concat());
+    assert!(ok, "{out}\n{err}");
+    assert!(RunDir::new(gone).is_complete(), "{out}\n{err}");
 }
 
 /// Two seeds on one split give a seed ensemble per fold (the mean of their test

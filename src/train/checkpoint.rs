@@ -26,6 +26,41 @@ pub(crate) struct CheckpointState {
 
 pub const CHECKPOINT: &str = "checkpoint.ot";
 
+/// `progress.json`: the last finished epoch of a run in progress, written beside each
+/// checkpoint, for `emolab status` (small and plain, unlike the checkpoint).
+pub const PROGRESS: &str = "progress.json";
+
+/// What `progress.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub train_loss: f64,
+    pub val_ua: f64,
+    pub best_val_ua: f64,
+    pub lr: f64,
+    pub epoch_seconds: f64,
+    /// The epoch a resumed fit started from (1 for a fresh one).
+    pub resumed_from: usize,
+    pub updated_at: String,
+}
+
+/// The progress of the run in `dir`, if it wrote one.
+pub fn read_progress(dir: &Path) -> Option<Progress> {
+    let text = std::fs::read_to_string(dir.join(PROGRESS)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub(crate) fn write_progress(dir: &Path, p: &Progress) -> Result<(), TrainError> {
+    let text = serde_json::to_string_pretty(p).expect("serialisable");
+    crate::util::atomic_write_bytes(&dir.join(PROGRESS), text.as_bytes()).map_err(|e| {
+        TrainError::Checkpoint {
+            path: dir.join(PROGRESS).display().to_string(),
+            message: format!("{e:#}"),
+        }
+    })
+}
+
 pub(crate) fn save_checkpoint(
     dir: &Path,
     state: &CheckpointState,

@@ -564,12 +564,26 @@ pub fn fit_with(
         if let Some((state, snapshot)) = load_checkpoint(dir, &fingerprint, &vs, &mut opt)? {
             first_epoch = state.epoch + 1;
             finished = state.finished;
+            if ctl.progress && !finished {
+                eprintln!(
+                    "{}: resuming from the checkpoint of epoch {} of {}",
+                    dir.display(),
+                    state.epoch,
+                    cfg.epochs
+                );
+            }
             history = state.history;
             sched = state.scheduler;
             best = Some((state.best_ua, state.best_epoch, snapshot));
         }
     }
-    let bar = crate::util::progress_bar(cfg.epochs as u64, "epochs", ctl.progress);
+    // Unattended, the epoch lines below say more than a bar would.
+    let resumed_from = first_epoch;
+    let bar = crate::util::progress_bar(
+        cfg.epochs as u64,
+        "epochs",
+        ctl.progress && !crate::util::plain_progress(),
+    );
     bar.set_position(first_epoch as u64 - 1);
     let n = train.len();
     for epoch in first_epoch..=cfg.epochs {
@@ -683,6 +697,22 @@ pub fn fit_with(
                 best_epoch: *best_epoch,
             };
             save_checkpoint(dir, &state, &vs, snapshot, &opt)?;
+            let h = history.last().expect("pushed");
+            checkpoint::write_progress(
+                dir,
+                &checkpoint::Progress {
+                    epoch,
+                    epochs: cfg.epochs,
+                    train_loss: h.train_loss,
+                    val_ua: h.val_ua,
+                    best_val_ua: *best_ua,
+                    lr: h.lr,
+                    epoch_seconds: h.epoch_seconds,
+                    resumed_from: resumed_from.max(1),
+                    updated_at: chrono::Utc::now()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                },
+            )?;
         }
         bar.set_message(format!(
             "loss {:.3} val UA {:.3} (best {:.3})",
