@@ -24,7 +24,7 @@ export PATH := $(VIRTUAL_ENV)/bin:$(PATH)
 BIN := $(CARGO_TARGET_DIR)/release/emolab
 VENV_STAMP := $(VENV)/.emolab-torch-$(TORCH_VERSION)
 
-.PHONY: help setup venv build demo test slurm-local fmt lint clean bench-features bench-venv bench-train \
+.PHONY: help setup venv build demo test slurm-local fmt lint clean bench-features bench-venv bench-train bench-timeline \
 	bench-baseline bench-accuracy bench-classical bench-encoders experiment sweep report test-setup
 
 help:
@@ -123,6 +123,12 @@ bench-classical: setup bench-venv
 	@for e in $(CLASSICAL_EXPS); do EMODB=$(EMODB) $(BIN) run experiments/$$e.yaml || exit 1; done
 	$(VENV)/bin/python benches/classical_parity.py $(CACHE_ROOT) $(foreach e,$(CLASSICAL_EXPS),results/$(e))
 	$(VENV)/bin/python benches/functionals_speed.py $(BIN) $(EMODB)
+
+# Benchmark, not a test: the emotion timeline of a long recording (real EmoDB speech repeated to
+# TIMELINE_MINUTES) with the recommended CNN, streamed, beside `predict` of the same clips.
+TIMELINE_MINUTES ?= 60
+bench-timeline: setup bench-venv
+	benches/timeline.sh $(BIN) $(VENV)/bin/python $(EMODB) $(TIMELINE_MINUTES) $(BENCH_THREADS)
 
 # Headless Chromium for the report test (skipped with a message when absent).
 test-setup:

@@ -26,5 +26,6 @@ pub mod runner;
 pub mod split;
 pub mod sweep;
 pub mod synth;
+pub mod timeline;
 pub mod train;
 pub mod util;

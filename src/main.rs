@@ -140,7 +140,12 @@ Clips whose label the model does not know are left out and counted. Writes
     #[command(after_help = "Examples:
   emolab predict results/demo/fold0-seed0 clip.wav
   emolab predict results/emodb_crnn/fold0-seed0 speaker_a/*.wav
-  emolab predict results/cnn_v3/fold0-seed0 recordings/*.wav --json")]
+  emolab predict results/cnn_v3/fold0-seed0 recordings/*.wav --json
+  emolab predict results/emodb_rec_cnn/fold0-seed0 interview.wav --window 2.0 --hop 0.5 --skip-silence
+
+With --window, each file (of any length, streamed) gets an emotion timeline: one row per window
+in <out>/timeline.csv and timeline.parquet, a chart in timeline.svg and summary.json (default
+<out>: <file stem>-timeline, or --out). --skip-silence leaves out windows below --silence-db dBFS.")]
     Predict {
         /// A complete run folder.
         run: PathBuf,
@@ -150,6 +155,21 @@ Clips whose label the model does not know are left out and counted. Writes
         /// One JSON array, one object per file.
         #[arg(long)]
         json: bool,
+        /// Score windows of this many seconds (an emotion timeline of each file).
+        #[arg(long)]
+        window: Option<f64>,
+        /// Seconds between window starts (with --window).
+        #[arg(long, default_value_t = 0.5, requires = "window")]
+        hop: f64,
+        /// Leave out windows quieter than --silence-db (with --window).
+        #[arg(long, requires = "window")]
+        skip_silence: bool,
+        /// RMS level in dBFS under which a window is silence.
+        #[arg(long, default_value_t = -45.0, allow_hyphen_values = true, requires = "window")]
+        silence_db: f64,
+        /// Output folder of the timeline (with several files: one sub-folder per file).
+        #[arg(long, requires = "window")]
+        out: Option<PathBuf>,
     },
     /// Hyper-parameter sweep: grid (Cartesian product) or random search with a budget; one run
     /// folder per trial × fold × seed; selection on validation UA only.
@@ -614,7 +634,67 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("wrote {}", out.display());
             }
         }
-        Command::Predict { run, files, json } => {
+        Command::Predict {
+            run,
+            files,
+            json,
+            window: Some(window),
+            hop,
+            skip_silence,
+            silence_db,
+            out,
+        } => {
+            let opts = emolab::timeline::TimelineOptions {
+                window,
+                hop,
+                skip_silence,
+                silence_db,
+                ..Default::default()
+            };
+            let mut all = Vec::new();
+            for f in &files {
+                let stem = f
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "recording".into());
+                let dir = match &out {
+                    Some(o) if files.len() == 1 => o.clone(),
+                    Some(o) => o.join(&stem),
+                    None => PathBuf::from(format!("{stem}-timeline")),
+                };
+                let s = emolab::timeline::timeline(&run, f, &dir, &opts)?;
+                if !json {
+                    let mut share: Vec<_> = s.share.iter().collect();
+                    share.sort_by(|a, b| b.1.total_cmp(a.1));
+                    println!(
+                        "{}: {:.1} s, {} windows ({} scored), {:.1} s of compute ({:.0}x realtime, peak memory {}) → {}",
+                        s.file,
+                        s.duration_s,
+                        s.windows,
+                        s.speech_windows,
+                        s.seconds,
+                        s.realtime,
+                        s.peak_rss_mb.map_or("?".into(), |m| format!("{m:.0} MB")),
+                        s.out.display()
+                    );
+                    println!(
+                        "  top emotion of the scored windows: {}",
+                        share
+                            .iter()
+                            .map(|(k, v)| format!("{k} {:.0}%", *v * 100.0))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                all.push(s);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            }
+        }
+        Command::Predict {
+            run, files, json, ..
+        } => {
             let preds = runner::predict_files(&run, &files)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&preds)?);

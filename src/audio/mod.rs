@@ -8,6 +8,9 @@
 use std::io::Cursor;
 use std::path::Path;
 
+pub mod stream;
+pub use stream::WavStream;
+
 /// What can be wrong with an audio file.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
@@ -124,6 +127,13 @@ pub fn read_wav(path: &Path) -> Result<Audio, AudioError> {
 /// the common layouts (8/16/24/32-bit PCM, 32-bit float, sample width = container width) are
 /// then converted straight from the bytes, the rest through hound's sample iterator.
 pub fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioError> {
+    check_format(bytes)?;
+    decode_checked(bytes)
+}
+
+/// Refuse what the header shows cannot be read (a compressed codec, 0 Hz, 0 channels), naming
+/// it; `bytes` is the file or its first kilobytes.
+pub(crate) fn check_format(bytes: &[u8]) -> Result<(), AudioError> {
     if let Some((tag, rate, channels)) = wav_format(bytes) {
         if !matches!(tag, 1 | 3) {
             return Err(AudioError::Unsupported(format!(
@@ -138,6 +148,10 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioError> {
             return Err(AudioError::BadHeader("0 channels".into()));
         }
     }
+    Ok(())
+}
+
+fn decode_checked(bytes: &[u8]) -> Result<Audio, AudioError> {
     let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(header_error)?;
     let spec = reader.spec();
     let declared = reader.len() as usize;
@@ -189,7 +203,7 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioError> {
 }
 
 /// Little-endian PCM (8-bit unsigned, 16/24/32-bit signed) or IEEE float → f32 in [-1, 1].
-fn convert_pcm(data: &[u8], width: usize, is_float: bool) -> Vec<f32> {
+pub(crate) fn convert_pcm(data: &[u8], width: usize, is_float: bool) -> Vec<f32> {
     match (width, is_float) {
         (4, true) => data
             .chunks_exact(4)
@@ -239,7 +253,7 @@ where
     Ok(out)
 }
 
-fn header_error(e: hound::Error) -> AudioError {
+pub(crate) fn header_error(e: hound::Error) -> AudioError {
     match e {
         hound::Error::FormatError(m) => AudioError::NotWav(m.to_string()),
         hound::Error::Unsupported => AudioError::Unsupported("not PCM or IEEE float".into()),

@@ -204,7 +204,7 @@ impl Net for Cnn {
             if let Some(bn) = &b.bn {
                 x = x.apply_t(bn, train);
             }
-            x = x.relu().max_pool2d_default(2);
+            x = pool::max_pool(&x.relu(), [2, 2]);
             lengths = pool::map_lengths(lengths.as_deref(), |l| (l - self.shrink) / 2);
             x = pool::mask_4d(x, lengths.as_deref());
         }

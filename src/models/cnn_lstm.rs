@@ -105,11 +105,7 @@ impl Net for CnnLstm {
         let mut x = pool::mask_4d(xs.shallow_clone(), lengths);
         let mut lengths = lengths.map(<[i64]>::to_vec);
         for (conv, bn) in &self.convs {
-            x = x
-                .apply(conv)
-                .apply_t(bn, train)
-                .relu()
-                .max_pool2d_default(2);
+            x = pool::max_pool(&x.apply(conv).apply_t(bn, train).relu(), [2, 2]);
             lengths = pool::map_lengths(lengths.as_deref(), |l| l / 2);
             x = pool::mask_4d(x, lengths.as_deref());
         }

@@ -173,7 +173,7 @@ impl Net for Crnn {
         for b in &self.blocks {
             x = x.apply(&b.conv).apply_t(&b.bn, train).relu();
             if b.pool != [1, 1] {
-                x = x.max_pool2d(b.pool, b.pool, [0, 0], [1, 1], false);
+                x = pool::max_pool(&x, b.pool);
             }
             let k = b.pool[1];
             lengths = pool::map_lengths(lengths.as_deref(), |l| l / k);

@@ -243,27 +243,11 @@ impl Normalizer {
 
     /// Per-bin mean and population standard deviation of every frame of `clips`.
     pub fn fit_frames<'a>(clips: impl IntoIterator<Item = &'a [f32]>, f: usize) -> Normalizer {
-        let mut sum = vec![0f64; f];
-        let mut sq = vec![0f64; f];
-        let mut n = 0usize;
+        let mut st = FrameStats::new(f);
         for x in clips {
-            for frame in x.chunks_exact(f) {
-                for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(frame) {
-                    *s += v as f64;
-                    *q += (v as f64) * (v as f64);
-                }
-                n += 1;
-            }
+            st.add(x);
         }
-        let n = n.max(1) as f64;
-        Normalizer {
-            mean: sum.iter().map(|&s| (s / n) as f32).collect(),
-            std: sum
-                .iter()
-                .zip(&sq)
-                .map(|(&s, &q)| (q / n - (s / n).powi(2)).max(0.0).sqrt().max(1e-5) as f32)
-                .collect(),
-        }
+        st.finish()
     }
 
     /// Mean 0, standard deviation 1 (features standardised per clip beforehand).
@@ -271,6 +255,57 @@ impl Normalizer {
         Normalizer {
             mean: vec![0.0; f],
             std: vec![1.0; f],
+        }
+    }
+}
+
+/// Running per-bin sums over frames: [`Normalizer::fit_frames`] a clip at a time, for signals
+/// too long to hold (a recording's windows).
+#[derive(Debug, Clone)]
+pub struct FrameStats {
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+    n: usize,
+    f: usize,
+}
+
+impl FrameStats {
+    pub fn new(f: usize) -> FrameStats {
+        FrameStats {
+            sum: vec![0f64; f],
+            sq: vec![0f64; f],
+            n: 0,
+            f,
+        }
+    }
+
+    /// Add every frame of one clip (frame-major, `f` values per frame).
+    pub fn add(&mut self, x: &[f32]) {
+        for frame in x.chunks_exact(self.f.max(1)) {
+            for ((s, q), &v) in self.sum.iter_mut().zip(self.sq.iter_mut()).zip(frame) {
+                *s += v as f64;
+                *q += (v as f64) * (v as f64);
+            }
+            self.n += 1;
+        }
+    }
+
+    /// Frames added so far.
+    pub fn frames(&self) -> usize {
+        self.n
+    }
+
+    /// Per-bin mean and population standard deviation (at least 1e-5).
+    pub fn finish(&self) -> Normalizer {
+        let n = self.n.max(1) as f64;
+        Normalizer {
+            mean: self.sum.iter().map(|&s| (s / n) as f32).collect(),
+            std: self
+                .sum
+                .iter()
+                .zip(&self.sq)
+                .map(|(&s, &q)| (q / n - (s / n).powi(2)).max(0.0).sqrt().max(1e-5) as f32)
+                .collect(),
         }
     }
 }

@@ -277,6 +277,99 @@ pub fn resample(y: &[f32], from_sr: u32, to_sr: u32) -> Result<Vec<f32>, DspErro
     Ok(resampler.process(y))
 }
 
+/// Resampling of a signal that arrives in blocks (a recording streamed from disk), with exactly
+/// the output [`resample`] gives for the whole signal: in the rational mode each output sample
+/// depends only on the inputs within half a filter of its time, so blocks that start on a whole
+/// period of the ratio and carry a margin of a filter length on each side reproduce it sample
+/// for sample. Ratios without an exact rational mode are refused (`None` from [`Self::new`]).
+pub struct StreamResampler {
+    inner: Option<SincResampler>,
+    /// `from / to = p / q` in lowest terms.
+    p: usize,
+    q: usize,
+    margin: usize,
+    chunk: usize,
+    /// Input from absolute index `base` (negative: leading zeros).
+    buf: Vec<f32>,
+    base: i64,
+    seen: usize,
+    emitted: usize,
+}
+
+impl StreamResampler {
+    pub fn new(from_sr: u32, to_sr: u32) -> Result<Option<StreamResampler>, DspError> {
+        let g = gcd(from_sr as u64, to_sr as u64).max(1);
+        let (p, q) = ((from_sr as u64 / g) as usize, (to_sr as u64 / g) as usize);
+        if from_sr == to_sr {
+            return Ok(Some(StreamResampler {
+                inner: None,
+                p: 1,
+                q: 1,
+                margin: 0,
+                chunk: 1,
+                buf: Vec::new(),
+                base: 0,
+                seen: 0,
+                emitted: 0,
+            }));
+        }
+        if q > MAX_RATIONAL_PHASES || from_sr == 0 || to_sr == 0 {
+            return Ok(None);
+        }
+        let r = SincResampler::new(from_sr as f64, to_sr as f64)?;
+        let margin = p * SINC_LEN.div_ceil(p);
+        // About ten seconds of input per block, a whole number of periods.
+        let chunk = p * (from_sr as usize * 10).div_ceil(p).max(1);
+        Ok(Some(StreamResampler {
+            inner: Some(r),
+            p,
+            q,
+            margin,
+            chunk,
+            buf: vec![0.0; margin],
+            base: -(margin as i64),
+            seen: 0,
+            emitted: 0,
+        }))
+    }
+
+    /// Feed input samples; output samples that are final are appended to `out`.
+    pub fn push(&mut self, x: &[f32], out: &mut Vec<f32>) {
+        self.seen += x.len();
+        let Some(r) = &self.inner else {
+            out.extend_from_slice(x);
+            self.emitted += x.len();
+            return;
+        };
+        self.buf.extend_from_slice(x);
+        let (m, c) = (self.margin, self.chunk);
+        while self.buf.len() >= m + c + m {
+            let local = r.process_to_len(&self.buf[..m + c + m], (m + c + m) * self.q / self.p);
+            let (a, b) = (m * self.q / self.p, (m + c) * self.q / self.p);
+            out.extend_from_slice(&local[a..b]);
+            self.emitted += b - a;
+            self.buf.drain(..c);
+            self.base += c as i64;
+        }
+    }
+
+    /// The rest of the output: `round(total · to / from)` samples in all, as [`resample`].
+    pub fn finish(&mut self, out: &mut Vec<f32>) {
+        let Some(r) = &self.inner else {
+            return;
+        };
+        let total = r.output_len(self.seen);
+        if total <= self.emitted {
+            return;
+        }
+        let a = self.margin * self.q / self.p;
+        let local = r.process_to_len(&self.buf, a + total - self.emitted);
+        out.extend_from_slice(&local[a..]);
+        self.emitted = total;
+        self.buf.clear();
+    }
+}
+
 /// Pads with zeros or truncates `y` to exactly `len` samples (`librosa.util.fix_length`).
 pub fn fix_length(mut y: Vec<f32>, len: usize) -> Vec<f32> {
     y.resize(len, 0.0);
@@ -291,6 +384,44 @@ mod tests {
         (0..len)
             .map(|i| (2.0 * std::f64::consts::PI * freq * i as f64 / sr + phase).sin() as f32)
             .collect()
+    }
+
+    #[test]
+    fn a_stream_resamples_exactly_as_the_whole_signal() {
+        for (from, to) in [
+            (22050u32, 16000u32),
+            (44100, 16000),
+            (16000, 22050),
+            (48000, 16000),
+        ] {
+            let n = from as usize * 23 + 777;
+            let y: Vec<f32> = sine(440.0, from as f64, n, 0.3)
+                .iter()
+                .zip(sine(3100.0, from as f64, n, 1.0))
+                .map(|(a, b)| 0.5 * a + 0.3 * b)
+                .collect();
+            let whole = resample(&y, from, to).unwrap();
+            let mut st = StreamResampler::new(from, to).unwrap().unwrap();
+            let mut got = Vec::new();
+            for block in y.chunks(12_345) {
+                st.push(block, &mut got);
+            }
+            st.finish(&mut got);
+            assert_eq!(got.len(), whole.len(), "{from} -> {to}");
+            let worst = got
+                .iter()
+                .zip(&whole)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-6, "{from} -> {to}: {worst}");
+        }
+        // Equal rates pass through; a ratio without exact phases is refused.
+        let mut st = StreamResampler::new(16000, 16000).unwrap().unwrap();
+        let mut got = Vec::new();
+        st.push(&[0.5, -0.5], &mut got);
+        st.finish(&mut got);
+        assert_eq!(got, vec![0.5, -0.5]);
+        assert!(StreamResampler::new(16001, 16000).unwrap().is_none());
     }
 
     #[test]
