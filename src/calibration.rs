@@ -142,9 +142,79 @@ pub fn ua_at_coverage(
         .collect()
 }
 
+/// Fraction of the validation clips a run keeps when it abstains: its abstain threshold is the
+/// prediction entropy under which this share of its validation speakers' clips falls.
+pub const ABSTAIN_COVERAGE: f64 = 0.8;
+
+/// Shannon entropy (nats) of a probability vector.
+pub fn entropy(p: &[f32]) -> f64 {
+    -p.iter()
+        .filter(|&&v| v > 0.0)
+        .map(|&v| v as f64 * (v as f64).ln())
+        .sum::<f64>()
+}
+
+/// The entropy threshold that keeps a fraction `coverage` of `probs` (the smallest entropy at or
+/// under which `ceil(coverage · n)` of them fall); `None` without clips.
+pub fn entropy_threshold(probs: &[Vec<f32>], coverage: f64) -> Option<f64> {
+    let mut h: Vec<f64> = probs.iter().map(|p| entropy(p)).collect();
+    if h.is_empty() {
+        return None;
+    }
+    h.sort_by(f64::total_cmp);
+    let k = ((coverage * h.len() as f64).ceil() as usize).clamp(1, h.len());
+    Some(h[k - 1])
+}
+
+/// Abstaining on clips whose entropy exceeds `threshold`: (share of clips kept, UA of the kept
+/// clips; `None` when none is kept).
+pub fn abstain(
+    probs: &[Vec<f32>],
+    labels: &[usize],
+    classes: &[String],
+    threshold: f64,
+) -> (f64, Option<f64>) {
+    let kept: Vec<usize> = (0..probs.len())
+        .filter(|&i| entropy(&probs[i]) <= threshold)
+        .collect();
+    if kept.is_empty() {
+        return (0.0, None);
+    }
+    let truth: Vec<usize> = kept.iter().map(|&i| labels[i]).collect();
+    let pred: Vec<usize> = kept.iter().map(|&i| top(&probs[i]).0).collect();
+    (
+        kept.len() as f64 / probs.len() as f64,
+        Some(crate::metrics::compute(&truth, &pred, classes).ua),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_abstain_threshold_keeps_the_asked_share_and_the_surest_clips() {
+        let probs = vec![
+            vec![0.98, 0.02],
+            vec![0.9, 0.1],
+            vec![0.6, 0.4],
+            vec![0.5, 0.5],
+            vec![0.05, 0.95],
+        ];
+        assert!((entropy(&[0.5, 0.5]) - std::f64::consts::LN_2).abs() < 1e-12);
+        assert_eq!(entropy(&[1.0, 0.0]), 0.0);
+        // 80% of 5 = 4 clips: the threshold is the 4th smallest entropy (the 0.6/0.4 clip).
+        let t = entropy_threshold(&probs, 0.8).unwrap();
+        assert!((t - entropy(&[0.6, 0.4])).abs() < 1e-12);
+        let classes = vec!["a".to_string(), "b".to_string()];
+        // Truth: the 0.6 clip is wrong; abstaining drops only the 0.5/0.5 clip.
+        let labels = [0, 0, 1, 0, 1];
+        let (kept, ua) = abstain(&probs, &labels, &classes, t);
+        assert!((kept - 0.8).abs() < 1e-12);
+        // Kept: a,a (right), b-truth predicted a (wrong), b (right): recall a 1, b 0.5.
+        assert!((ua.unwrap() - 0.75).abs() < 1e-12);
+        assert_eq!(entropy_threshold(&[], 0.8), None);
+    }
 
     #[test]
     fn ece_on_a_hand_computed_case() {

@@ -119,6 +119,7 @@ pub fn score(p: &Predictions) -> RunMetrics {
         best_epoch: 0,
         val_ua: f64::NAN,
         temperature: None,
+        abstain_entropy: None,
     }
 }
 

@@ -706,7 +706,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             probs.sort_by(|a, b| b.1.total_cmp(a.1));
                             let all: Vec<String> =
                                 probs.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
-                            println!("{}: {top} ({})", p.file, all.join(", "));
+                            println!(
+                                "{}: {top} ({}){}",
+                                p.file,
+                                all.join(", "),
+                                if p.abstain == Some(true) {
+                                    " [unsure: entropy above the run's abstain threshold]"
+                                } else {
+                                    ""
+                                }
+                            );
                         }
                         (None, Some(e)) => eprintln!("error: {}: {e}", p.file),
                         _ => {}

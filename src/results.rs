@@ -113,6 +113,11 @@ pub struct RunMetrics {
     /// to the probabilities `predict` reports; the stored test probabilities are unscaled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    /// Abstain threshold: the prediction entropy (nats, of the temperature-scaled
+    /// probabilities) under which 80% of the validation speakers' clips fall; `predict` flags
+    /// clips above it, the report shows test coverage and UA at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abstain_entropy: Option<f64>,
 }
 
 /// The files of a run folder.

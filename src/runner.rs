@@ -613,6 +613,7 @@ pub fn run_one(
         best_epoch: fit.best_epoch,
         val_ua: best.val_ua,
         temperature: Some(fit.temperature),
+        abstain_entropy: fit.abstain_entropy,
     })?;
     meta.parameters = parameters;
     meta.epochs_run = fit.history.len();
@@ -1006,6 +1007,7 @@ pub fn evaluate(
         best_epoch: lr.meta.best_epoch,
         val_ua: f64::NAN,
         temperature: None,
+        abstain_entropy: None,
     };
     let out = run.join("eval").join(&name);
     crate::results::write_json(&out.join("metrics.json"), &m)?;
@@ -1029,6 +1031,10 @@ pub struct FilePrediction {
     pub file: String,
     pub prediction: Option<String>,
     pub probabilities: BTreeMap<String, f32>,
+    /// Entropy (nats) of the probabilities.
+    pub entropy: Option<f64>,
+    /// Above the run's abstain threshold (chosen on its validation speakers): unsure.
+    pub abstain: Option<bool>,
     pub error: Option<String>,
 }
 
@@ -1084,21 +1090,29 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
             probs[i] = Some((crate::calibration::scale(&pr, t), c));
         }
     }
+    let threshold = RunDir::new(run).metrics().ok().and_then(|m| m.abstain_entropy);
     Ok(files
         .iter()
         .zip(features)
         .zip(probs)
         .map(|((f, feats), pr)| match (feats, pr) {
-            (Ok(_), Some((probs, best))) => FilePrediction {
-                file: f.display().to_string(),
-                prediction: Some(lr.meta.classes[best].clone()),
-                probabilities: lr.meta.classes.iter().cloned().zip(probs).collect(),
-                error: None,
-            },
+            (Ok(_), Some((probs, best))) => {
+                let h = crate::calibration::entropy(&probs);
+                FilePrediction {
+                    file: f.display().to_string(),
+                    prediction: Some(lr.meta.classes[best].clone()),
+                    probabilities: lr.meta.classes.iter().cloned().zip(probs).collect(),
+                    entropy: Some(h),
+                    abstain: threshold.map(|t| h > t),
+                    error: None,
+                }
+            }
             (feats, _) => FilePrediction {
                 file: f.display().to_string(),
                 prediction: None,
                 probabilities: BTreeMap::new(),
+                entropy: None,
+                abstain: None,
                 error: Some(feats.err().unwrap_or_else(|| "not scored".into())),
             },
         })

@@ -193,6 +193,12 @@ fn a_timeline_of_concatenated_clips_follows_their_emotions() {
     assert!(ok, "{out}\n{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let alone = v[0]["probabilities"]["anger"].as_f64().unwrap();
+    // With its entropy, and whether it is above the run's validation-chosen abstain threshold.
+    assert!(v[0]["entropy"].as_f64().unwrap() >= 0.0, "{v}");
+    assert!(v[0]["abstain"].is_boolean(), "{v}");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    assert!(m["abstain_entropy"].as_f64().is_some(), "{m}");
     assert!(
         (alone - p_anger[k].unwrap() as f64).abs() < 1e-4,
         "{alone} vs {:?}",

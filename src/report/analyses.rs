@@ -72,6 +72,7 @@ pub fn calibration(runs: &[(&Run, Predictions)]) -> Result<(DataFrame, DataFrame
     let (mut t, mut ece, mut ece_t, mut nll, mut nll_t) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut cov: Vec<Vec<f64>> = vec![Vec::new(); COVERAGES.len()];
+    let (mut ab_t, mut ab_cov, mut ab_ua) = (Vec::new(), Vec::new(), Vec::new());
     let (mut b_entry, mut b_lower, mut b_n, mut b_conf, mut b_acc) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (r, p) in runs {
@@ -94,6 +95,15 @@ pub fn calibration(runs: &[(&Run, Predictions)]) -> Result<(DataFrame, DataFrame
         {
             cov[k].push(v);
         }
+        // The abstain threshold the run chose on its validation speakers, applied to its test.
+        let th = r.metrics.abstain_entropy;
+        let (c, u) = th.map_or((None, None), |th| {
+            let (c, u) = calibration::abstain(&scaled, &truth, &p.classes, th);
+            (Some(c), u)
+        });
+        ab_t.push(th);
+        ab_cov.push(c);
+        ab_ua.push(u);
         for b in calibration::reliability(&scaled, &truth, BINS) {
             b_entry.push(r.entry());
             b_lower.push(b.lower);
@@ -110,6 +120,9 @@ pub fn calibration(runs: &[(&Run, Predictions)]) -> Result<(DataFrame, DataFrame
         Column::new("ece_scaled".into(), ece_t),
         Column::new("nll".into(), nll),
         Column::new("nll_scaled".into(), nll_t),
+        Column::new("abstain_entropy".into(), ab_t),
+        Column::new("abstain_coverage".into(), ab_cov),
+        Column::new("abstain_ua".into(), ab_ua),
     ];
     for (k, c) in COVERAGES.iter().enumerate() {
         cols.push(Column::new(
@@ -124,6 +137,8 @@ pub fn calibration(runs: &[(&Run, Predictions)]) -> Result<(DataFrame, DataFrame
         col("ece_scaled").mean().alias("ece_scaled_mean"),
         col("nll").mean().alias("nll_mean"),
         col("nll_scaled").mean().alias("nll_scaled_mean"),
+        col("abstain_coverage").mean().alias("abstain_coverage_mean"),
+        col("abstain_ua").mean().alias("abstain_ua_mean"),
     ];
     for c in COVERAGES {
         let name = format!("ua_at_{}", (c * 100.0).round() as u32);

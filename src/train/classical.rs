@@ -183,6 +183,7 @@ pub fn fit(
         x: x_all,
         y: y_all,
     };
+    let t = crate::calibration::fit_temperature(&vp, &val.labels);
     Ok(FitResult {
         best_epoch: 1,
         history,
@@ -191,7 +192,11 @@ pub fn fit(
         test_probs,
         // Fitted on the validation speakers' probabilities from the model fitted on the
         // training speakers (the refitted model has seen the validation clips).
-        temperature: crate::calibration::fit_temperature(&vp, &val.labels),
+        temperature: t,
+        abstain_entropy: crate::calibration::entropy_threshold(
+            &crate::calibration::scale_all(&vp, t),
+            crate::calibration::ABSTAIN_COVERAGE,
+        ),
         importance: Some(importance),
         model: ClassicalTrained {
             spec: spec.clone(),

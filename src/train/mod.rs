@@ -219,6 +219,9 @@ pub struct FitResult<M = Trained> {
     pub test_probs: Vec<Vec<f32>>,
     /// Temperature minimising the validation NLL of the selected model ([`crate::calibration`]).
     pub temperature: f64,
+    /// Entropy (of the temperature-scaled probabilities) under which
+    /// [`crate::calibration::ABSTAIN_COVERAGE`] of the validation clips fall.
+    pub abstain_entropy: Option<f64>,
     /// Permutation importance `(mean, std)` per feature on the validation clips, where the
     /// learner measures it (classical models; see [`crate::importance`]).
     pub importance: Option<Vec<(f64, f64)>>,
@@ -236,6 +239,7 @@ impl<M> FitResult<M> {
             test_pred: self.test_pred,
             test_probs: self.test_probs,
             temperature: self.temperature,
+            abstain_entropy: self.abstain_entropy,
             importance: self.importance,
             model: (),
         }
@@ -754,6 +758,10 @@ pub fn fit_with(
     });
     let sv = score(&model, val, &norm, window, device, cfg.precision, k)?;
     let temperature = crate::calibration::fit_temperature(&sv.probs, &val.labels);
+    let abstain_entropy = crate::calibration::entropy_threshold(
+        &crate::calibration::scale_all(&sv.probs, temperature),
+        crate::calibration::ABSTAIN_COVERAGE,
+    );
     let st = score(&model, test, &norm, window, device, cfg.precision, k)?;
     let test_metrics = metrics::compute(&test.labels, &st.pred, class_names);
     Ok(Some(FitResult {
@@ -763,6 +771,7 @@ pub fn fit_with(
         test_pred: st.pred,
         test_probs: st.probs,
         temperature,
+        abstain_entropy,
         importance: None,
         model: Trained {
             spec: spec.clone(),

@@ -13,7 +13,10 @@ impl Builder<'_> {
              after temperature scaling with the temperature each run fitted on its validation \
              speakers (stored in `metrics.json` and applied by `emolab predict`). Selective \
              classification: test UA of the most confident fraction of clips, the model \
-             abstaining on the rest."
+             abstaining on the rest; and at the abstain threshold each run chose on its \
+             validation speakers (the prediction entropy under which 80% of them fall, \
+             stored in `metrics.json` and flagged by `emolab predict`), the share of test \
+             clips kept and their UA."
         ))];
         if df.height() == 0 {
             blocks.push(Block::Text("No run has test probabilities.".into()));
@@ -33,6 +36,8 @@ impl Builder<'_> {
             .iter()
             .map(|c| f64_col(df, &format!("ua_at_{}", (c * 100.0).round() as u32)))
             .collect::<Result<_>>()?;
+        let ab_cov = f64_col(df, "abstain_coverage_mean")?;
+        let ab_ua = f64_col(df, "abstain_ua_mean")?;
         let mut header: Vec<String> = ["entry", "T", "ECE %", "ECE % (T)", "NLL", "NLL (T)"]
             .iter()
             .map(|s| s.to_string())
@@ -42,6 +47,7 @@ impl Builder<'_> {
                 .iter()
                 .map(|c| format!("UA % at {:.0}%", c * 100.0)),
         );
+        header.extend(["kept % (val threshold)".to_string(), "UA % kept".to_string()]);
         let mut t = Table {
             numeric: header.iter().map(|h| h != "entry").collect(),
             header,
@@ -62,6 +68,7 @@ impl Builder<'_> {
                 f2(nll_t[i]),
             ];
             row.extend(cov.iter().map(|c| pct(c[i])));
+            row.extend([pct(ab_cov[i]), pct(ab_ua[i])]);
             t.rows.push(row);
             t.flagged
                 .push(self.entry(&name).is_some_and(Entry::flagged));
