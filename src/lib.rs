@@ -12,6 +12,7 @@ pub mod calibration;
 pub mod cluster;
 pub mod config;
 pub mod corpus;
+pub mod cross;
 pub mod doctor;
 pub mod encoders;
 pub mod ensemble;

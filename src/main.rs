@@ -197,6 +197,28 @@ EXPERIMENT is a folder name under the results folder; with none (or --all), ever
 Runs that are running, failed or missing files are listed in the report, never fatal.
 report.html opens in any browser with no network; tables/ has every table as CSV and Parquet.")]
     Report(ReportArgs),
+    /// Cross-corpus matrix: each experiment on the labels all share, within-corpus by its own
+    /// (speaker-independent) protocol, and its models tested on every other corpus.
+    #[command(after_help = "Examples:
+  emolab cross experiments/emodb_crnn.yaml experiments/ravdess_crnn.yaml experiments/cremad_crnn.yaml
+  emolab cross a.yaml b.yaml --name cross_ab --set train.epochs=10
+
+Clips whose label is not shared (EmoDB's boredom, RAVDESS' calm and surprise) are counted and
+left out. Each experiment runs as <name>-<experiment> (complete runs are skipped); the matrix is
+written to results/<name>/cross.json, .csv, .parquet and a heat map, cross.svg.")]
+    Cross {
+        /// Experiment files (YAML), at least two (one per corpus).
+        #[arg(required = true, num_args = 2..)]
+        experiments: Vec<PathBuf>,
+        /// Name of the matrix (results/<name>/) and prefix of the experiments it runs.
+        #[arg(long, default_value = "cross")]
+        name: String,
+        /// Override a key of every experiment: key.path=value (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        #[arg(long)]
+        force: bool,
+    },
     /// Where every run of an experiment is: complete, running (epoch and validation UA so
     /// far), interrupted, failed (with the error), pending in Slurm, or not started, with the
     /// Slurm job state where it was submitted.
@@ -618,6 +640,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return run_experiment(&work.exp, Some(&work), a.force, progress);
         }
         Command::Status(a) => return status(a),
+        Command::Cross {
+            experiments,
+            name,
+            sets,
+            force,
+        } => {
+            let exps = experiments
+                .iter()
+                .map(|f| Experiment::load(f, &sets))
+                .collect::<Result<Vec<_>, _>>()?;
+            println!("{}", emolab::cross::cross(&exps, &name, force, progress)?);
+        }
         Command::Train(a) => {
             let mut exp = Experiment::load(&a.config, &a.sets)?;
             let seed = a.seed.unwrap_or(exp.seeds[0]);

@@ -930,10 +930,17 @@ pub fn evaluate(
 ) -> Result<(RunMetrics, PathBuf, usize)> {
     let lr = load_run(run, tch::Device::cuda_if_available())?;
     let exp = &lr.exp;
-    let classes = &lr.meta.classes;
     let (clips, name): (Vec<ClipRecord>, String) = match on {
+        // Another corpus follows its own naming convention, not the run's.
         Some(p) => (
-            load_corpus(exp, p, progress)?,
+            clips_from(
+                p,
+                &ScanOptions {
+                    format: crate::corpus::Format::Auto,
+                    progress,
+                    ..Default::default()
+                },
+            )?,
             p.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "corpus".into()),
@@ -963,11 +970,26 @@ pub fn evaluate(
             )
         }
     };
+    evaluate_clips(run, &lr, clips, &name, &exp.corpus.merge, progress)
+}
+
+/// Score a loaded run on `clips` (labels renamed by `merge`; clips whose label the model does
+/// not know are left out and counted), writing `<run>/eval/<name>/`.
+pub fn evaluate_clips(
+    run: &Path,
+    lr: &LoadedRun,
+    clips: Vec<ClipRecord>,
+    name: &str,
+    merge: &BTreeMap<String, String>,
+    progress: bool,
+) -> Result<(RunMetrics, PathBuf, usize)> {
+    let exp = &lr.exp;
+    let classes = &lr.meta.classes;
     let mut kept = Vec::new();
     let mut labels = Vec::new();
     let mut left_out = 0;
     for c in clips {
-        match label_of(&c, exp.corpus.target, &exp.corpus.merge)
+        match label_of(&c, exp.corpus.target, merge)
             .and_then(|l| classes.iter().position(|k| *k == l))
         {
             Some(i) => {
@@ -1009,7 +1031,7 @@ pub fn evaluate(
         temperature: None,
         abstain_entropy: None,
     };
-    let out = run.join("eval").join(&name);
+    let out = run.join("eval").join(name);
     crate::results::write_json(&out.join("metrics.json"), &m)?;
     let preds = Predictions {
         clip_id: used.iter().map(|c| c.clip_id.clone()).collect(),
@@ -1090,7 +1112,10 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
             probs[i] = Some((crate::calibration::scale(&pr, t), c));
         }
     }
-    let threshold = RunDir::new(run).metrics().ok().and_then(|m| m.abstain_entropy);
+    let threshold = RunDir::new(run)
+        .metrics()
+        .ok()
+        .and_then(|m| m.abstain_entropy);
     Ok(files
         .iter()
         .zip(features)

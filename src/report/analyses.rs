@@ -137,7 +137,9 @@ pub fn calibration(runs: &[(&Run, Predictions)]) -> Result<(DataFrame, DataFrame
         col("ece_scaled").mean().alias("ece_scaled_mean"),
         col("nll").mean().alias("nll_mean"),
         col("nll_scaled").mean().alias("nll_scaled_mean"),
-        col("abstain_coverage").mean().alias("abstain_coverage_mean"),
+        col("abstain_coverage")
+            .mean()
+            .alias("abstain_coverage_mean"),
         col("abstain_ua").mean().alias("abstain_ua_mean"),
     ];
     for c in COVERAGES {

@@ -47,7 +47,10 @@ impl Builder<'_> {
                 .iter()
                 .map(|c| format!("UA % at {:.0}%", c * 100.0)),
         );
-        header.extend(["kept % (val threshold)".to_string(), "UA % kept".to_string()]);
+        header.extend([
+            "kept % (val threshold)".to_string(),
+            "UA % kept".to_string(),
+        ]);
         let mut t = Table {
             numeric: header.iter().map(|h| h != "entry").collect(),
             header,
