@@ -16,13 +16,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use polars::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::experiment::Experiment;
 use crate::runner::{self, RunOptions};
 
 /// One cell of the matrix.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cell {
     pub train: String,
     pub test: String,
@@ -37,7 +37,7 @@ pub struct Cell {
 }
 
 /// `cross.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cross {
     pub name: String,
     /// Corpus (experiment) names, in the order given.
@@ -51,6 +51,47 @@ pub struct Cross {
 }
 
 impl Cross {
+    /// The `cross.json` of a matrix folder, if it is one.
+    pub fn read(dir: &std::path::Path) -> Option<Cross> {
+        let text = std::fs::read_to_string(dir.join("cross.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The matrix as a heat map (rows: trained on; columns: tested on; UA %).
+    pub fn heatmap(&self) -> crate::report::charts::Heatmap {
+        let cell = |a: &String, b: &String| self.cell(a, b);
+        crate::report::charts::Heatmap {
+            title: format!(
+                "Cross-corpus UA on {} shared labels (diagonal: within-corpus, speaker-independent)",
+                self.labels.len()
+            ),
+            rows: self.corpora.clone(),
+            cols: self.corpora.clone(),
+            intensity: self
+                .corpora
+                .iter()
+                .map(|a| {
+                    self.corpora
+                        .iter()
+                        .map(|b| cell(a, b).map_or(0.0, |x| x.ua.clamp(0.0, 1.0)))
+                        .collect()
+                })
+                .collect(),
+            text: self
+                .corpora
+                .iter()
+                .map(|a| {
+                    self.corpora
+                        .iter()
+                        .map(|b| cell(a, b).map_or("–".into(), |x| format!("{:.1}", x.ua * 100.0)))
+                        .collect()
+                })
+                .collect(),
+            row_axis: "trained on".into(),
+            col_axis: "tested on".into(),
+        }
+    }
+
     /// The cell of (train, test).
     pub fn cell(&self, train: &str, test: &str) -> Option<&Cell> {
         self.cells
@@ -258,39 +299,7 @@ fn write(c: &Cross) -> Result<()> {
         CsvWriter::new(w).finish(&mut df)?;
         Ok(())
     })?;
-    let svg = crate::report::charts::heatmap(&crate::report::charts::Heatmap {
-        title: format!(
-            "Cross-corpus UA on {} shared labels (diagonal: within-corpus, speaker-independent)",
-            c.labels.len()
-        ),
-        rows: c.corpora.clone(),
-        cols: c.corpora.clone(),
-        intensity: c
-            .corpora
-            .iter()
-            .map(|a| {
-                c.corpora
-                    .iter()
-                    .map(|b| c.cell(a, b).map_or(0.0, |x| x.ua.clamp(0.0, 1.0)))
-                    .collect()
-            })
-            .collect(),
-        text: c
-            .corpora
-            .iter()
-            .map(|a| {
-                c.corpora
-                    .iter()
-                    .map(|b| {
-                        c.cell(a, b)
-                            .map_or("–".into(), |x| format!("{:.1}", x.ua * 100.0))
-                    })
-                    .collect()
-            })
-            .collect(),
-        row_axis: "trained on".into(),
-        col_axis: "tested on".into(),
-    })?;
+    let svg = crate::report::charts::heatmap(&c.heatmap())?;
     crate::util::atomic_write_bytes(&c.out.join("cross.svg"), svg.as_bytes())
 }
 

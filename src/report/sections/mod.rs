@@ -6,6 +6,7 @@ mod about;
 mod by_sex;
 mod calibration;
 mod confusion;
+mod cross;
 mod curves;
 mod importance;
 mod issues;
@@ -67,6 +68,7 @@ pub(in crate::report) const SECTIONS: &[BuildFn] = &[
         b.sweeps().map(Some)
     },
     |b, _| b.when_runs(Builder::by_sex),
+    |b, cx| b.cross_corpus(cx.opts),
     |b, _| {
         if b.entries.is_empty() || b.tables.importance.height() == 0 {
             return Ok(None);
