@@ -199,7 +199,7 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
     }
     // Test clips of each corpus: all its clips with a shared label.
     let mut cells = Vec::new();
-    for (a, (va, outcomes)) in variants.iter().enumerate() {
+    for (a, (_, outcomes)) in variants.iter().enumerate() {
         let runs: Vec<PathBuf> = outcomes.iter().map(|o| o.dir.clone()).collect();
         let within: Vec<f64> = runs
             .iter()
@@ -247,7 +247,6 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
                 clips: n,
                 within: false,
             });
-            let _ = va;
         }
     }
     let out = exps[0].results.join(name);
