@@ -216,35 +216,36 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
             clips: 0,
             within: true,
         });
-        for (b, (vb, _)) in variants.iter().enumerate() {
-            if a == b {
-                continue;
-            }
-            let clips = runner::prepare_with(vb, false, false)?.clips;
-            let mut uas = Vec::new();
-            let mut n = 0;
-            for r in &runs {
-                let lr = runner::load_run(r, tch::Device::cuda_if_available())?;
+        // Each model is loaded once and tested on every other corpus: all the clips the
+        // corpus' experiment kept (read once, above); the model's classes select the shared ones.
+        let others: Vec<usize> = (0..variants.len()).filter(|&b| b != a).collect();
+        let mut uas: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        let mut n = vec![0usize; variants.len()];
+        for r in &runs {
+            let lr = runner::load_run(r, tch::Device::cuda_if_available())?;
+            for &b in &others {
                 let (met, _, _) = runner::evaluate_clips(
                     r,
                     &lr,
-                    clips.clone(),
+                    &preps[b].clips,
                     &format!("{name}-{}", corpora[b]),
-                    &vb.corpus.merge,
+                    &variants[b].0.corpus.merge,
                     false,
                 )
                 .with_context(|| format!("{} on {}", r.display(), corpora[b]))?;
-                n = met.test.n as usize;
-                uas.push(met.test.ua);
+                n[b] = met.test.n as usize;
+                uas[b].push(met.test.ua);
             }
-            let (m, s) = mean_std(&uas);
+        }
+        for &b in &others {
+            let (m, s) = mean_std(&uas[b]);
             cells.push(Cell {
                 train: corpora[a].clone(),
                 test: corpora[b].clone(),
                 ua: m,
                 ua_std: s,
-                runs: uas.len(),
-                clips: n,
+                runs: uas[b].len(),
+                clips: n[b],
                 within: false,
             });
         }

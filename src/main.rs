@@ -627,7 +627,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return run_fusion(&a.experiment);
             }
             let work = work_of(
-                Kind::Run,
+                Some(Kind::Run),
                 &a.experiment,
                 &a.sets,
                 &a.cluster.slurm_opt,
@@ -953,7 +953,7 @@ fn run_experiment(
 
 fn sweep(a: SweepArgs, progress: bool) -> Result<ExitCode> {
     let work = work_of(
-        Kind::Sweep,
+        Some(Kind::Sweep),
         &a.experiment,
         &a.sets,
         &a.cluster.slurm_opt,
@@ -975,10 +975,11 @@ fn sweep(a: SweepArgs, progress: bool) -> Result<ExitCode> {
     })
 }
 
-/// The experiment (and, for a sweep, its trials) of a `run` or `sweep` command line.
-/// `--slurm-opt k=v` is `--set slurm.k=v`, kept out of what the jobs repeat.
+/// The experiment (and, for a sweep, its trials) of a `run` or `sweep` command line; with no
+/// kind, a sweep when the file has a `sweep:` block. `--slurm-opt k=v` is `--set slurm.k=v`,
+/// kept out of what the jobs repeat.
 fn work_of(
-    kind: Kind,
+    kind: Option<Kind>,
     file: &Path,
     sets: &[String],
     slurm_opt: &[String],
@@ -993,6 +994,11 @@ fn work_of(
         all.push(format!("slurm.{o}"));
     }
     let exp = Experiment::load(file, &all)?;
+    let kind = kind.unwrap_or(if exp.sweep.is_some() {
+        Kind::Sweep
+    } else {
+        Kind::Run
+    });
     let trials = match kind {
         Kind::Run => None,
         Kind::Sweep => {
@@ -1142,13 +1148,7 @@ fn status(a: StatusArgs) -> Result<ExitCode> {
         let is_file =
             p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
         if is_file {
-            let exp = Experiment::load(p, &[])?;
-            let kind = if exp.sweep.is_some() {
-                Kind::Sweep
-            } else {
-                Kind::Run
-            };
-            let work = work_of(kind, p, &[], &[], &[], None)?;
+            let work = work_of(None, p, &[], &[], &[], None)?;
             let dir = work.exp_dir();
             let plan = match Plan::read(&dir)? {
                 Some(plan) => plan,

@@ -851,6 +851,14 @@ impl LoadedModel {
         }
     }
 
+    /// How clips are standardised before the model.
+    pub fn normalize(&self) -> NormMode {
+        match self {
+            LoadedModel::Net(m) => m.normalize,
+            LoadedModel::Classical(m) => m.normalize,
+        }
+    }
+
     /// The frame count every input must have (a network without windows).
     pub fn fixed_frames(&self) -> Option<usize> {
         match self {
@@ -970,7 +978,7 @@ pub fn evaluate(
             )
         }
     };
-    evaluate_clips(run, &lr, clips, &name, &exp.corpus.merge, progress)
+    evaluate_clips(run, &lr, &clips, &name, &exp.corpus.merge, progress)
 }
 
 /// Score a loaded run on `clips` (labels renamed by `merge`; clips whose label the model does
@@ -978,7 +986,7 @@ pub fn evaluate(
 pub fn evaluate_clips(
     run: &Path,
     lr: &LoadedRun,
-    clips: Vec<ClipRecord>,
+    clips: &[ClipRecord],
     name: &str,
     merge: &BTreeMap<String, String>,
     progress: bool,
@@ -989,11 +997,11 @@ pub fn evaluate_clips(
     let mut labels = Vec::new();
     let mut left_out = 0;
     for c in clips {
-        match label_of(&c, exp.corpus.target, merge)
+        match label_of(c, exp.corpus.target, merge)
             .and_then(|l| classes.iter().position(|k| *k == l))
         {
             Some(i) => {
-                kept.push(c);
+                kept.push(c.clone());
                 labels.push(i);
             }
             None => left_out += 1,

@@ -232,26 +232,32 @@ pub fn run_here(
         None => trials.iter().collect(),
     };
     let reprepare = work.trials_change_features();
-    let mut shared = None;
+    // One preparation for every trial unless trials change the features.
+    let shared = if reprepare {
+        None
+    } else {
+        Some(crate::runner::prepare(
+            &trial_experiment(&work.exp, selected[0])?,
+            progress,
+        )?)
+    };
+    if only.is_none() {
+        // The numbered runs, for `emolab status` (before any runs, so it lists them all).
+        work.plan(shared.as_ref())?.write(&work.exp_dir())?;
+    }
     let bar = crate::util::progress_bar(selected.len() as u64, "trials", progress);
     let mut failed = 0;
     let mut best: Option<(f64, String)> = None;
     for t in &selected {
         let e = trial_experiment(&work.exp, t)?;
         let fresh;
-        let prep = if reprepare {
-            fresh = crate::runner::prepare(&e, false)?;
-            &fresh
-        } else {
-            if shared.is_none() {
-                shared = Some(crate::runner::prepare(&e, progress)?);
+        let prep = match &shared {
+            Some(p) => p,
+            None => {
+                fresh = crate::runner::prepare(&e, false)?;
+                &fresh
             }
-            shared.as_ref().expect("set")
         };
-        if only.is_none() && !reprepare && t.id == trials[0].id {
-            // The numbered runs, for `emolab status`.
-            work.plan(Some(prep))?.write(&work.exp_dir())?;
-        }
         let opts = crate::runner::RunOptions {
             force,
             progress: false,
@@ -291,9 +297,6 @@ pub fn run_here(
         }
     }
     bar.finish_and_clear();
-    if reprepare && only.is_none() {
-        work.plan(None)?.write(&work.exp_dir())?;
-    }
     Ok((write_table(&work.exp, trials)?, failed))
 }
 

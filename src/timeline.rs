@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::audio::WavStream;
 use crate::features::dsp::resample::StreamResampler;
 use crate::features::FeatureExtractor;
-use crate::runner::{self, LoadedModel};
+use crate::runner;
 use crate::train::data::{FrameStats, Normalizer};
 use crate::train::{Dataset, NormMode};
 
@@ -155,8 +155,9 @@ fn windows(
     hop: usize,
     batch: usize,
     mut each: impl FnMut(Vec<(usize, Vec<f32>)>) -> Result<()>,
-) -> Result<()> {
+) -> Result<f64> {
     let mut src = Source::open(path, rate)?;
+    let duration = src.wav.duration();
     let mut audio: Vec<f32> = Vec::new();
     // Absolute index of audio[0]; next window start.
     let (mut off, mut next) = (0usize, 0usize);
@@ -189,19 +190,12 @@ fn windows(
     if !group.is_empty() {
         each(group)?;
     }
-    Ok(())
+    Ok(duration)
 }
 
 fn level_db(y: &[f32]) -> f32 {
     let ms = y.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / y.len().max(1) as f64;
     (10.0 * ms.max(1e-20).log10()) as f32
-}
-
-fn normalize_of(m: &LoadedModel) -> NormMode {
-    match m {
-        LoadedModel::Net(t) => t.normalize,
-        LoadedModel::Classical(c) => c.normalize,
-    }
 }
 
 /// Score every window of `file` with the run in `run`, writing into `out`.
@@ -232,7 +226,7 @@ pub fn timeline(run: &Path, file: &Path, out: &Path, opts: &TimelineOptions) -> 
     };
     let silent = |y: &[f32]| opts.skip_silence && (level_db(y) as f64) < opts.silence_db;
     // Pass 1, for speaker-normalised models: the recording's own statistics.
-    let file_norm: Option<Arc<Normalizer>> = if normalize_of(&lr.model) == NormMode::Speaker {
+    let file_norm: Option<Arc<Normalizer>> = if lr.model.normalize() == NormMode::Speaker {
         let mut st = FrameStats::new(fx.n_features());
         // Back-to-back windows see every frame once (and cost a quarter of hop = window / 4).
         windows(file, rate, win, win, opts.batch, |group| {
@@ -253,23 +247,19 @@ pub fn timeline(run: &Path, file: &Path, out: &Path, opts: &TimelineOptions) -> 
     // Pass 2: score.
     let t = runner::run_temperature(run);
     let mut rows: Vec<Row> = Vec::new();
-    windows(file, rate, win, hop, opts.batch, |group| {
-        let scored: Vec<(usize, bool, f32, Option<Result<Vec<f32>>>)> = group
+    let duration = windows(file, rate, win, hop, opts.batch, |group| {
+        let scored: Vec<(usize, f32, Option<Result<Vec<f32>>>)> = group
             .par_iter()
-            .map(|(start, y)| {
-                let db = level_db(y);
-                let quiet = silent(y);
-                (*start, !quiet, db, (!quiet).then(|| features(y)))
-            })
+            .map(|(start, y)| (*start, level_db(y), (!silent(y)).then(|| features(y))))
             .collect();
         let mut clips = Vec::new();
-        for (_, _, _, f) in &scored {
+        let mut windows = Vec::with_capacity(scored.len());
+        for (start, db, f) in scored {
+            let speech = f.is_some();
             if let Some(f) = f {
-                match f {
-                    Ok(v) => clips.push(v.clone()),
-                    Err(e) => anyhow::bail!("{}: {e}", file.display()),
-                }
+                clips.push(f.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?);
             }
+            windows.push((start, db, speech));
         }
         let mut probs = Vec::new().into_iter();
         if !clips.is_empty() {
@@ -290,7 +280,7 @@ pub fn timeline(run: &Path, file: &Path, out: &Path, opts: &TimelineOptions) -> 
                 .collect::<Vec<_>>()
                 .into_iter();
         }
-        for (start, speech, db, _) in scored {
+        for (start, db, speech) in windows {
             rows.push(Row {
                 start: start as f64 / rate as f64,
                 end: (start + win) as f64 / rate as f64,
@@ -301,7 +291,6 @@ pub fn timeline(run: &Path, file: &Path, out: &Path, opts: &TimelineOptions) -> 
         }
         Ok(())
     })?;
-    let duration = WavStream::open(file)?.duration();
     let seconds = started.elapsed().as_secs_f64();
     write_outputs(out, file, run, &classes, &rows)?;
     let speech: Vec<&Row> = rows.iter().filter(|r| r.probs.is_some()).collect();

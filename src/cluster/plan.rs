@@ -156,23 +156,23 @@ impl Work {
     /// not); otherwise the clips are read without features (as a submission does before any
     /// feature exists).
     pub fn plan(&self, shared: Option<&Prepared>) -> Result<Plan> {
+        // Trials that change the corpus read their own clips; the others share one reading.
+        let per_trial = self.trials_change_clips();
         let mut own = None;
         let mut tasks = Vec::new();
         for t in self.trial_list() {
             let e = self.trial_experiment(t.map(|x| x.1))?;
             let fresh;
-            let prep = match shared {
-                Some(p) if !self.trials_change_clips() => p,
-                _ if self.trials_change_clips() => {
-                    fresh = runner::prepare_with(&e, false, false)?;
-                    &fresh
+            let prep = if per_trial {
+                fresh = runner::prepare_with(&e, false, false)?;
+                &fresh
+            } else if let Some(p) = shared {
+                p
+            } else {
+                if own.is_none() {
+                    own = Some(runner::prepare_with(&e, false, false)?);
                 }
-                _ => {
-                    if own.is_none() {
-                        own = Some(runner::prepare_with(&e, false, false)?);
-                    }
-                    own.as_ref().expect("set")
-                }
+                own.as_ref().expect("set")
             };
             let trial_id = t.map(|x| x.1.id.as_str());
             for (fold, seed, _) in runner::planned_runs(&e, prep)? {

@@ -209,19 +209,24 @@ pub struct JobState {
 impl JobState {
     /// Pending or running: the task will still do something.
     pub fn active(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "PENDING"
-                | "RUNNING"
-                | "CONFIGURING"
-                | "COMPLETING"
-                | "REQUEUED"
-                | "RESIZING"
-                | "SUSPENDED"
-                | "STAGE_OUT"
-                | "SIGNALING"
-        )
+        state_active(&self.state)
     }
+}
+
+/// Whether a Slurm job state (`PENDING`, `RUNNING`, …) will still do something.
+pub fn state_active(state: &str) -> bool {
+    matches!(
+        state,
+        "PENDING"
+            | "RUNNING"
+            | "CONFIGURING"
+            | "COMPLETING"
+            | "REQUEUED"
+            | "RESIZING"
+            | "SUSPENDED"
+            | "STAGE_OUT"
+            | "SIGNALING"
+    )
 }
 
 /// Array task indices of `ArrayTaskId=` (`3`, `0-7%2`, `1,4-6`, `0-9:2`).

@@ -76,14 +76,10 @@ impl Status {
     /// Any run pending or running, or a prepare/collect job still to finish.
     pub fn active(&self) -> bool {
         self.rows.iter().any(|r| r.state.active())
-            || self.jobs.iter().any(|(_, _, s)| {
-                JobState {
-                    job: String::new(),
-                    state: s.clone(),
-                    reason: String::new(),
-                }
-                .active()
-            })
+            || self
+                .jobs
+                .iter()
+                .any(|(_, _, s)| super::slurm::state_active(s))
     }
 
     pub fn all_complete(&self) -> bool {

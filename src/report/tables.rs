@@ -823,6 +823,15 @@ fn focus(leaderboard: &DataFrame, sweep_trials: &DataFrame) -> Result<Vec<String
 
 // Column access for the renderers.
 
+/// The names of a wide table's value columns: every column but `entry`.
+pub fn value_columns(df: &DataFrame) -> Vec<String> {
+    df.get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .filter(|c| c != "entry")
+        .collect()
+}
+
 /// A string column (nulls as empty strings).
 pub fn str_col(df: &DataFrame, name: &str) -> Result<Vec<String>> {
     Ok(opt_str_col(df, name)?

@@ -17,12 +17,7 @@ impl Builder<'_> {
             return Ok(Section::new("sex", "By speaker sex", blocks));
         }
         let wide = &self.tables.by_sex_ua;
-        let sexes: Vec<String> = wide
-            .get_column_names()
-            .iter()
-            .map(|c| c.to_string())
-            .filter(|c| c != "entry")
-            .collect();
+        let sexes = value_columns(wide);
         let names = str_col(wide, "entry")?;
         let mut values = BTreeMap::new();
         for s in &sexes {

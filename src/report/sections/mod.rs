@@ -30,7 +30,7 @@ pub(in crate::report) mod prelude {
         count, crema_references, legend_for, pct, pm, Block, Builder, Chart, Entry, Section, Table,
     };
     pub(in crate::report) use super::super::tables::{
-        bool_col, f64_col, opt_str_col, rows_where, str_col, u64_col,
+        bool_col, f64_col, opt_str_col, rows_where, str_col, u64_col, value_columns,
     };
     pub(in crate::report) use super::super::{ReportOptions, Result};
 }

@@ -5,12 +5,7 @@ use super::prelude::*;
 impl Builder<'_> {
     pub(in crate::report) fn per_class(&mut self) -> Result<Section> {
         let wide = &self.tables.per_class_f1;
-        let cols: Vec<String> = wide
-            .get_column_names()
-            .iter()
-            .map(|c| c.to_string())
-            .filter(|c| c != "entry")
-            .collect();
+        let cols = value_columns(wide);
         let names = str_col(wide, "entry")?;
         let mut values: Vec<Vec<Option<f64>>> = Vec::new();
         for c in &cols {
