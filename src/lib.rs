@@ -14,6 +14,7 @@ pub mod config;
 pub mod corpus;
 pub mod cross;
 pub mod doctor;
+pub mod embedding;
 pub mod encoders;
 pub mod ensemble;
 pub mod experiment;

@@ -566,6 +566,7 @@ pub fn run_one(
             .expect("no stop_after");
             fit.model.save(&dir.path("model.safetensors"))?;
             let p = fit.model.parameters();
+            held_out_embeddings(&fit.model, prep, fold, &val_ds, &test_ds)?.write(&dir.dir)?;
             let mut fit = fit;
             if exp.pipeline.clip_vectors() {
                 fit.importance = Some(crate::importance::of_network(
@@ -626,6 +627,37 @@ pub fn run_one(
     dir.write_meta(&meta)?;
     let _ = std::fs::remove_file(dir.path(train::checkpoint::CHECKPOINT));
     Ok(())
+}
+
+/// The penultimate-layer vectors of the validation and the test clips of `fold`
+/// ([`crate::embedding`]).
+fn held_out_embeddings(
+    model: &train::Trained,
+    prep: &Prepared,
+    fold: &Fold,
+    val_ds: &Dataset,
+    test_ds: &Dataset,
+) -> Result<crate::embedding::Embeddings> {
+    let mut e = crate::embedding::Embeddings::default();
+    for (role, idx, ds) in [("val", &fold.val, val_ds), ("test", &fold.test, test_ds)] {
+        let vectors = model.embed(ds)?;
+        if vectors.len() != idx.len() {
+            bail!(
+                "{} {role} embeddings for {} {role} clips",
+                vectors.len(),
+                idx.len()
+            );
+        }
+        e.vectors.extend(vectors);
+        for &i in idx.iter() {
+            let c = &prep.clips[i];
+            e.clip_id.push(c.clip_id.clone());
+            e.speaker.push(c.speaker.clone());
+            e.label.push(prep.classes[prep.labels[i]].clone());
+            e.role.push(role.to_string());
+        }
+    }
+    Ok(e)
 }
 
 /// The model file of a classical run (its training vectors; see `train::classical`).

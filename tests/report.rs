@@ -324,6 +324,61 @@ fn report_of_runs_tables_partial_runs_and_the_browser() {
     }
     let spk = read_parquet(&out.join("tables/per_speaker.parquet"));
     assert!(spk.height() >= 4, "{} per-speaker rows", spk.height());
+    // Embedding maps: every network run stored its validation and test clips' penultimate
+    // vectors, one per clip of split.parquet's val and test roles, with their labels; the report
+    // scores each focus run and maps the first run of each focus entry.
+    let kfold_run = results.join("kfold").join(&name0);
+    let e = emolab::embedding::Embeddings::read(&kfold_run.join(emolab::embedding::FILE)).unwrap();
+    let split = read_parquet(&kfold_run.join("split.parquet"));
+    let roles = strs(&split, "role");
+    let ids = strs(&split, "clip_id");
+    let labels = strs(&split, "label");
+    let held_out: Vec<usize> = (0..roles.len()).filter(|&i| roles[i] != "train").collect();
+    assert_eq!(e.len(), held_out.len());
+    for (k, &i) in held_out.iter().enumerate() {
+        assert_eq!(
+            (&e.clip_id[k], &e.label[k], &e.role[k]),
+            (&ids[i], &labels[i], &roles[i])
+        );
+    }
+    assert!(e.width() > 0 && e.vectors.iter().all(|v| v.len() == e.width()));
+    assert!(e.vectors.iter().flatten().all(|v| v.is_finite()));
+    assert!(
+        e.vectors.iter().any(|v| v != &e.vectors[0]),
+        "embeddings do not depend on the clip: {:?}",
+        &e.vectors[0][..e.width().min(8)]
+    );
+    assert!(md.contains("## Embedding maps"), "no embedding section");
+    let scores = read_parquet(&out.join("tables/embedding_scores.parquet"));
+    let entries = strs(&scores, "entry");
+    let runs_of = |entry: &str| entries.iter().filter(|e| *e == entry).count();
+    // kfold · cnn_v1 has two complete runs (fold 0, fold 1; fold 2's folders are partial).
+    assert_eq!(runs_of("kfold · cnn_v1"), 2, "{entries:?}");
+    let k = row_of(&scores, "run", &name0);
+    assert_eq!(floats(&scores, "clips")[k], Some(e.len() as f64));
+    for c in ["silhouette_emotion", "silhouette_speaker"] {
+        let v = floats(&scores, c)[k].unwrap();
+        assert!((-1.0..=1.0).contains(&v), "{c} {v}");
+    }
+    let map = read_parquet(&out.join("tables/embedding_map.parquet"));
+    let map_entries = strs(&map, "entry");
+    let map_runs = strs(&map, "run");
+    let rows: Vec<usize> = (0..map.height())
+        .filter(|&i| map_entries[i] == "kfold · cnn_v1")
+        .collect();
+    let shown = &map_runs[rows[0]];
+    assert!(
+        rows.iter().all(|&i| &map_runs[i] == shown),
+        "one run per map"
+    );
+    let s = (0..scores.height())
+        .find(|&i| entries[i] == "kfold · cnn_v1" && &strs(&scores, "run")[i] == shown)
+        .unwrap();
+    assert_eq!(Some(rows.len() as f64), floats(&scores, "clips")[s]);
+    assert!(
+        md.contains("charts/embedding-kfold-cnn-v1-speaker.svg"),
+        "no speaker map"
+    );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     // Self-contained: no script, stylesheet, image or link to anything outside the file.
     for bad in ["<script", "<link", "<img", "src=", "@import", "url("] {

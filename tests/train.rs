@@ -377,6 +377,46 @@ fn sliding_window_evaluation_equals_the_average_of_its_windows() {
             .unwrap();
         assert!(p0[0].iter().zip(whole).any(|(a, b)| (a - b).abs() > 1e-6));
     }
+    // Embeddings: what the classifier sees. A window's probabilities are the softmax of the
+    // classifier applied to its embedding, and a clip's embedding is the mean of its windows'.
+    let width = r.model.embed(&test).unwrap()[0].len();
+    assert!(width > 0);
+    for clip in 0..3 {
+        let whole = r
+            .model
+            .embed(&Dataset::single(test.features[clip].to_vec(), f, 1))
+            .unwrap()
+            .remove(0);
+        assert_eq!(whole.len(), width);
+        let starts = window.starts(test.lengths[clip]);
+        let mut mean = vec![0f32; width];
+        for &s in &starts {
+            let part = Dataset::single(test.features[clip][s * f..(s + 40) * f].to_vec(), f, 1);
+            let e = r.model.embed(&part).unwrap().remove(0);
+            for (m, v) in mean.iter_mut().zip(&e) {
+                *m += v / starts.len() as f32;
+            }
+            let logits = tch::nn::Module::forward(
+                r.model.model.classifier(),
+                &tch::Tensor::from_slice(&e).view([1, -1]),
+            );
+            let p: Vec<f32> =
+                Vec::try_from(logits.softmax(-1, tch::Kind::Float).view([-1])).unwrap();
+            let want = r.model.predict_proba(&part).unwrap().remove(0);
+            for (a, b) in p.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "clip {clip} window {s}: {p:?} vs {want:?}"
+                );
+            }
+        }
+        for (a, b) in whole.iter().zip(&mean) {
+            assert!(
+                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "clip {clip}: embedding {a} vs {b}"
+            );
+        }
+    }
     // A 30-frame clip (shorter than a window) is scored whole, padded and masked.
     let short = test.features[0][..30 * f].to_vec();
     let p = r

@@ -196,7 +196,11 @@ impl Cnn {
 }
 
 impl Net for Cnn {
-    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
+    fn classifier(&self) -> &nn::Linear {
+        &self.out
+    }
+
+    fn embed(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
         let mut x = pool::mask_4d(xs.shallow_clone(), lengths);
         let mut lengths = lengths.map(<[i64]>::to_vec);
         for b in &self.blocks {
@@ -227,6 +231,6 @@ impl Net for Cnn {
         if let Some(d) = &self.dense {
             x = x.apply(d).relu();
         }
-        x.dropout(self.dropout, train).apply(&self.out)
+        x.dropout(self.dropout, train)
     }
 }

@@ -101,7 +101,11 @@ impl CnnLstm {
 }
 
 impl Net for CnnLstm {
-    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
+    fn classifier(&self) -> &nn::Linear {
+        &self.out
+    }
+
+    fn embed(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
         let mut x = pool::mask_4d(xs.shallow_clone(), lengths);
         let mut lengths = lengths.map(<[i64]>::to_vec);
         for (conv, bn) in &self.convs {
@@ -117,6 +121,5 @@ impl Net for CnnLstm {
         self.pool
             .forward(&out, lengths.as_deref())
             .dropout(self.dropout, train)
-            .apply(&self.out)
     }
 }

@@ -167,7 +167,11 @@ impl Crnn {
 }
 
 impl Net for Crnn {
-    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
+    fn classifier(&self) -> &nn::Linear {
+        &self.out
+    }
+
+    fn embed(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
         let mut x = pool::mask_4d(xs.shallow_clone(), lengths);
         let mut lengths = lengths.map(<[i64]>::to_vec);
         for b in &self.blocks {
@@ -189,6 +193,6 @@ impl Net for Crnn {
         if let Some(d) = &self.dense {
             v = v.dropout(self.dropout, train).apply(d).relu();
         }
-        v.dropout(self.dropout, train).apply(&self.out)
+        v.dropout(self.dropout, train)
     }
 }

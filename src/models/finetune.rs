@@ -128,7 +128,11 @@ impl Finetune {
 }
 
 impl Net for Finetune {
-    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
+    fn classifier(&self) -> &nn::Linear {
+        self.head.out()
+    }
+
+    fn embed(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
         let (b, _, _, t) = xs.size4().expect("[B, 1, width, frames]");
         let x = xs.squeeze_dim(1).transpose(1, 2); // [B, T, D]
         let all = vec![t; b as usize];
@@ -140,6 +144,6 @@ impl Net for Finetune {
             h += s * w.get(i as i64);
         }
         let x = super::pool::Pooler::new_mean().forward(&h, Some(lengths));
-        self.head.forward(&x, train)
+        self.head.embed(&x, train)
     }
 }

@@ -68,9 +68,21 @@ impl Input {
     }
 }
 
-/// A model body: logits from a batch and, for padded batches, each clip's valid frames.
+/// A model body, split at its classifier: the penultimate representation of a batch (for padded
+/// batches, given each clip's valid frames) and the linear layer that turns it into logits.
 pub trait Net: Send + std::fmt::Debug {
-    fn forward(&self, xs: &tch::Tensor, lengths: Option<&[i64]>, train: bool) -> tch::Tensor;
+    /// `[batch, width]`: what the classifier layer sees (after the dropout in front of it, which
+    /// is the identity in eval mode). Embedding maps project this.
+    fn embed(&self, xs: &tch::Tensor, lengths: Option<&[i64]>, train: bool) -> tch::Tensor;
+
+    /// The classifier layer (`width → n_classes`).
+    fn classifier(&self) -> &nn::Linear;
+
+    /// Logits `[batch, n_classes]`.
+    fn forward(&self, xs: &tch::Tensor, lengths: Option<&[i64]>, train: bool) -> tch::Tensor {
+        use tch::nn::Module;
+        self.classifier().forward(&self.embed(xs, lengths, train))
+    }
 }
 
 impl ModelSpec {
@@ -233,6 +245,16 @@ impl Model {
     /// Logits of `xs` where clip `i` has `lengths[i]` valid frames (padding after them).
     pub fn forward(&self, xs: &tch::Tensor, lengths: Option<&[i64]>, train: bool) -> tch::Tensor {
         self.inner.forward(xs, lengths, train)
+    }
+
+    /// The penultimate representation `[batch, width]` (see [`Net::embed`]).
+    pub fn embed(&self, xs: &tch::Tensor, lengths: Option<&[i64]>, train: bool) -> tch::Tensor {
+        self.inner.embed(xs, lengths, train)
+    }
+
+    /// The classifier layer: logits are `classifier(embed(x))`.
+    pub fn classifier(&self) -> &nn::Linear {
+        self.inner.classifier()
     }
 }
 

@@ -88,14 +88,18 @@ impl ProbeHead {
         })
     }
 
-    /// Logits of pooled features `[B, width]`.
-    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+    /// What the output layer sees, from pooled features `[B, width]`.
+    pub fn embed(&self, x: &Tensor, train: bool) -> Tensor {
         let x = x.dropout(self.dropout, train);
-        let x = match &self.hidden {
+        match &self.hidden {
             Some(h) => h.forward(&x).relu().dropout(self.dropout, train),
             None => x,
-        };
-        self.out.forward(&x)
+        }
+    }
+
+    /// The output layer.
+    pub fn out(&self) -> &nn::Linear {
+        &self.out
     }
 }
 
@@ -129,12 +133,16 @@ impl Probe {
 }
 
 impl Net for Probe {
-    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
+    fn classifier(&self) -> &nn::Linear {
+        self.head.out()
+    }
+
+    fn embed(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
         let c = xs.size()[1];
         let w = self.layer_weights().view([1, c, 1, 1]);
         let x = (xs * w).sum_dim_intlist([1i64].as_slice(), false, Kind::Float); // [B, width, T]
                                                                                  // The weighted sum's mean over each clip's valid frames (one frame when pooled).
         let x = super::pool::Pooler::new_mean().forward(&x.transpose(1, 2), lengths);
-        self.head.forward(&x, train)
+        self.head.embed(&x, train)
     }
 }

@@ -110,7 +110,11 @@ impl Rnn {
 }
 
 impl Net for Rnn {
-    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
+    fn classifier(&self) -> &nn::Linear {
+        &self.out
+    }
+
+    fn embed(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
         let mut x = frames_first(xs);
         for (i, l) in self.layers.iter().enumerate() {
             if i > 0 {
@@ -118,9 +122,6 @@ impl Net for Rnn {
             }
             x = lstm_masked(l, &x, lengths);
         }
-        self.pool
-            .forward(&x, lengths)
-            .dropout(self.dropout, train)
-            .apply(&self.out)
+        self.pool.forward(&x, lengths).dropout(self.dropout, train)
     }
 }

@@ -143,7 +143,11 @@ impl Transformer {
 }
 
 impl Net for Transformer {
-    fn forward(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
+    fn classifier(&self) -> &nn::Linear {
+        &self.out
+    }
+
+    fn embed(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
         // [B, C, M, T] → [B, T/patch, patch·C·M]
         let (b, c, m, t) = xs.size4().expect("[B, C, M, T]");
         let tokens = t / self.patch;
@@ -176,8 +180,6 @@ impl Net for Transformer {
                 .apply(&blk.ff2);
             x = x + f.dropout(self.dropout, train);
         }
-        self.pool
-            .forward(&x.apply(&self.ln), lengths.as_deref())
-            .apply(&self.out)
+        self.pool.forward(&x.apply(&self.ln), lengths.as_deref())
     }
 }

@@ -163,9 +163,13 @@ impl VectorNet {
 }
 
 impl Net for VectorNet {
+    fn classifier(&self) -> &nn::Linear {
+        &self.out
+    }
+
     /// A clip's whole input (every channel, bin and frame) is its vector; lengths are unused
     /// (clip vectors have one frame).
-    fn forward(&self, xs: &Tensor, _lengths: Option<&[i64]>, train: bool) -> Tensor {
+    fn embed(&self, xs: &Tensor, _lengths: Option<&[i64]>, train: bool) -> Tensor {
         let b = xs.size()[0];
         let mut x = xs.reshape([b, 1, -1]);
         for c in &self.convs {
@@ -197,6 +201,6 @@ impl Net for VectorNet {
         for d in &self.dense {
             x = x.apply(d).relu().dropout(self.dropout, train);
         }
-        x.apply(&self.out)
+        x
     }
 }

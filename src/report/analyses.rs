@@ -184,3 +184,99 @@ pub fn calibration(runs: &[(&Run, Predictions)]) -> Result<(DataFrame, DataFrame
     .table("reliability")?;
     Ok((per_entry, bins))
 }
+
+/// At most this many held-out clips of a run enter its silhouettes (an even stride over them
+/// beyond that: the pairwise distances grow with the square).
+pub const SILHOUETTE_MAX_POINTS: usize = 2000;
+
+/// Embedding maps of the focus entries' runs that stored `embeddings.parquet`: per run, the
+/// silhouette of its held-out vectors grouped by emotion and by speaker and the variance shares
+/// of the first two principal components (`embedding_scores`); and for each entry's first such
+/// run, every clip's coordinates on those components (`embedding_map`). A run whose file is
+/// unreadable is left out of both.
+pub fn embeddings(loaded: &Loaded, focus: &[String]) -> Result<(DataFrame, DataFrame)> {
+    use crate::embedding::{pca, silhouette, Embeddings};
+    let (mut entry, mut run, mut clips, mut width) = (vec![], vec![], vec![], vec![]);
+    let (mut speakers, mut s_emo, mut s_spk, mut pc1, mut pc2) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut map = (
+        Vec::<String>::new(),
+        Vec::<String>::new(),
+        Vec::<String>::new(),
+        Vec::<Option<String>>::new(),
+        Vec::<String>::new(),
+        Vec::<String>::new(),
+        Vec::<f64>::new(),
+        Vec::<f64>::new(),
+    );
+    let mut mapped: Vec<String> = Vec::new();
+    for r in &loaded.runs {
+        let name = r.entry();
+        if !focus.contains(&name) {
+            continue;
+        }
+        let Some(e) = r.embeddings.as_ref().and_then(|p| Embeddings::read(p).ok()) else {
+            continue;
+        };
+        if e.len() < 3 || e.width() == 0 {
+            continue;
+        }
+        let Ok(proj) = pca(&e.vectors, 2) else {
+            continue;
+        };
+        let stride = e.len().div_ceil(SILHOUETTE_MAX_POINTS);
+        let pick: Vec<usize> = (0..e.len()).step_by(stride).collect();
+        let rows: Vec<Vec<f32>> = pick.iter().map(|&i| e.vectors[i].clone()).collect();
+        let labels: Vec<&String> = pick.iter().map(|&i| &e.label[i]).collect();
+        let spk: Vec<&Option<String>> = pick.iter().map(|&i| &e.speaker[i]).collect();
+        let mut distinct: Vec<&Option<String>> = spk.clone();
+        distinct.sort();
+        distinct.dedup();
+        entry.push(name.clone());
+        run.push(r.run.clone());
+        clips.push(e.len() as u64);
+        width.push(e.width() as u64);
+        speakers.push(distinct.len() as u64);
+        s_emo.push(silhouette(&rows, &labels));
+        s_spk.push(silhouette(&rows, &spk));
+        pc1.push(proj.explained.first().copied());
+        pc2.push(proj.explained.get(1).copied());
+        if !mapped.contains(&name) {
+            mapped.push(name.clone());
+            for (i, p) in proj.points.iter().enumerate() {
+                map.0.push(name.clone());
+                map.1.push(r.run.clone());
+                map.2.push(e.clip_id[i].clone());
+                map.3.push(e.speaker[i].clone());
+                map.4.push(e.label[i].clone());
+                map.5.push(e.role[i].clone());
+                map.6.push(p.first().copied().unwrap_or(0.0));
+                map.7.push(p.get(1).copied().unwrap_or(0.0));
+            }
+        }
+    }
+    let scores = DataFrame::new(vec![
+        Column::new("entry".into(), entry),
+        Column::new("run".into(), run),
+        Column::new("clips".into(), clips),
+        Column::new("speakers".into(), speakers),
+        Column::new("width".into(), width),
+        Column::new("silhouette_emotion".into(), s_emo),
+        Column::new("silhouette_speaker".into(), s_spk),
+        Column::new("pc1_share".into(), pc1),
+        Column::new("pc2_share".into(), pc2),
+    ])
+    .table("embedding_scores")?;
+    let points = DataFrame::new(vec![
+        Column::new("entry".into(), map.0),
+        Column::new("run".into(), map.1),
+        Column::new("clip_id".into(), map.2),
+        Column::new("speaker".into(), map.3),
+        Column::new("label".into(), map.4),
+        Column::new("role".into(), map.5),
+        Column::new("pc1".into(), map.6),
+        Column::new("pc2".into(), map.7),
+    ])
+    .table("embedding_map")?;
+    Ok((scores, points))
+}

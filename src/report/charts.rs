@@ -43,6 +43,50 @@ pub mod palette {
     ];
 }
 
+/// The colour of group `i` of `n` in a categorical chart: the series palette for up to eight
+/// groups, evenly spaced hues beyond.
+pub fn categorical(i: usize, n: usize) -> RGBColor {
+    if n <= palette::SERIES.len() {
+        return palette::SERIES[i % palette::SERIES.len()];
+    }
+    // HSL (h, 0.55, 0.45) to RGB.
+    let h = i as f64 / n as f64 * 6.0;
+    let (s, l) = (0.55, 0.45);
+    let c = (1.0 - (2.0 * l - 1.0f64).abs()) * s;
+    let x = c * (1.0 - (h % 2.0 - 1.0).abs());
+    let (r, g, b) = match h as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = l - c / 2.0;
+    let v = |u: f64| ((u + m) * 255.0).round().clamp(0.0, 255.0) as u8;
+    RGBColor(v(r), v(g), v(b))
+}
+
+/// One group of a scatter plot: filled and hollow points in one colour.
+#[derive(Debug, Clone)]
+pub struct PointGroup {
+    pub name: String,
+    pub color: RGBColor,
+    pub filled: Vec<(f64, f64)>,
+    pub hollow: Vec<(f64, f64)>,
+}
+
+/// Points in groups on two numeric axes, with a legend of the groups.
+#[derive(Debug, Clone)]
+pub struct Scatter {
+    pub title: String,
+    pub x_axis: String,
+    pub y_axis: String,
+    pub groups: Vec<PointGroup>,
+    /// A line under the legend (e.g. what filled and hollow mean).
+    pub note: Option<String>,
+}
+
 /// How a legend entry is drawn.
 #[derive(Debug, Clone, Copy)]
 pub enum Mark {
@@ -606,6 +650,115 @@ pub fn lines(c: &LineChart) -> Result<String> {
         Ok(())
     })
 }
+
+/// A scatter plot (at most [`SCATTER_LEGEND`] groups are named in the legend).
+pub fn scatter(c: &Scatter) -> Result<String> {
+    let all = || {
+        c.groups
+            .iter()
+            .flat_map(|g| g.filled.iter().chain(&g.hollow))
+            .copied()
+    };
+    let span = |vals: Vec<f64>| {
+        let (lo, hi) = vals
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        if !lo.is_finite() {
+            return (-1.0, 1.0);
+        }
+        let pad = ((hi - lo) * 0.06).max(1e-6);
+        (lo - pad, hi + pad)
+    };
+    let (x_lo, x_hi) = span(all().map(|p| p.0).collect());
+    let (y_lo, y_hi) = span(all().map(|p| p.1).collect());
+    let mut items: Vec<(String, Mark)> = c
+        .groups
+        .iter()
+        .take(SCATTER_LEGEND)
+        .map(|g| (shorten(&g.name, 24), Mark::Swatch(g.color)))
+        .collect();
+    if c.groups.len() > SCATTER_LEGEND {
+        items.push((
+            format!("… {} more", c.groups.len() - SCATTER_LEGEND),
+            Mark::Swatch(palette::GRID),
+        ));
+    }
+    let legend_w = items
+        .iter()
+        .map(|i| text_width(&i.0, 11.0))
+        .chain(c.note.iter().map(|n| text_width(n, 10.0) - 20))
+        .max()
+        .unwrap_or(0)
+        .clamp(60, 240)
+        + 40;
+    let plot_w = 360u32;
+    let h = (300u32).max(60 + 18 * items.len() as u32 + 30);
+    svg(&c.title, plot_w + legend_w as u32, h, |root| {
+        let (plot, side) = root.split_horizontally(plot_w);
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(
+                &c.title,
+                ("sans-serif", 14.0 * FONT_SCALE)
+                    .into_font()
+                    .color(&palette::INK),
+            )
+            .margin(8)
+            .margin_right(14)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)?;
+        let fmt = |v: &f64| format!("{v:.1}");
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .y_labels(6)
+            .x_label_formatter(&fmt)
+            .y_label_formatter(&fmt)
+            .x_desc(c.x_axis.as_str())
+            .y_desc(c.y_axis.as_str())
+            .light_line_style(WHITE)
+            .bold_line_style(palette::GRID)
+            .label_style(
+                ("sans-serif", 10.0 * FONT_SCALE)
+                    .into_font()
+                    .color(&palette::INK),
+            )
+            .axis_desc_style(
+                ("sans-serif", 11.0 * FONT_SCALE)
+                    .into_font()
+                    .color(&palette::INK),
+            )
+            .draw()?;
+        for g in &c.groups {
+            chart.draw_series(
+                g.hollow
+                    .iter()
+                    .map(|p| Circle::new(*p, 3, g.color.stroke_width(1))),
+            )?;
+            chart.draw_series(
+                g.filled
+                    .iter()
+                    .map(|p| Circle::new(*p, 3, g.color.mix(0.85).filled())),
+            )?;
+        }
+        legend(&side, &items, 8, 44)?;
+        if let Some(note) = &c.note {
+            text(
+                &side,
+                note,
+                (8, 44 + 18 * items.len() as i32 + 6),
+                font(10.0, &palette::INK, HPos::Left, VPos::Center),
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Groups named in a scatter plot's legend.
+pub const SCATTER_LEGEND: usize = 24;
 
 /// A forest plot: one estimate with its interval per row, around a zero line.
 pub fn forest(title: &str, axis: &str, rows: &[Interval]) -> Result<String> {

@@ -28,6 +28,8 @@ pub struct Run {
     pub importance: Option<PathBuf>,
     /// `predictions.parquet`, when present.
     pub predictions: Option<PathBuf>,
+    /// `embeddings.parquet` (network runs), when present.
+    pub embeddings: Option<PathBuf>,
 }
 
 impl Run {
@@ -265,6 +267,8 @@ fn load_run(experiment: &str, path: &Path, loaded: &mut Loaded) {
         importance: Some(dir.path(crate::importance::FILE))
             .filter(|p| p.exists() && looks_like_parquet(p)),
         predictions: present("predictions.parquet"),
+        embeddings: Some(dir.path(crate::embedding::FILE))
+            .filter(|p| p.exists() && looks_like_parquet(p)),
         dir: path.to_path_buf(),
         meta,
         metrics,

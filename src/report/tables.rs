@@ -52,6 +52,10 @@ pub struct Tables {
     pub calibration: DataFrame,
     /// Reliability bins per entry (temperature-scaled probabilities, pooled over runs).
     pub reliability: DataFrame,
+    /// Embedding-map scores per run: silhouettes by emotion and by speaker, PCA shares.
+    pub embedding_scores: DataFrame,
+    /// The 2-D PCA map of one run per focus entry.
+    pub embedding_points: DataFrame,
     /// Entries shown in detail (confusion, curves, paired comparisons): every entry that is not
     /// a sweep trial, plus each sweep's selected trial; leaderboard order.
     pub focus: Vec<String>,
@@ -94,7 +98,10 @@ impl Tables {
         let predictions = super::analyses::predictions(loaded);
         let per_speaker = super::analyses::per_speaker(&predictions)?;
         let (calibration, reliability) = super::analyses::calibration(&predictions)?;
+        let (embedding_scores, embedding_points) = super::analyses::embeddings(loaded, &focus)?;
         Ok(Tables {
+            embedding_scores,
+            embedding_points,
             per_speaker,
             calibration,
             reliability,
@@ -135,6 +142,8 @@ impl Tables {
             ("per_speaker", self.per_speaker.clone()),
             ("calibration", self.calibration.clone()),
             ("reliability", self.reliability.clone()),
+            ("embedding_scores", self.embedding_scores.clone()),
+            ("embedding_map", self.embedding_points.clone()),
         ])
     }
 }

@@ -370,6 +370,52 @@ struct Scored {
     loss: f64,
 }
 
+/// The mean over each clip's windows (or the clip alone) of `output`, a `[batch, width]` tensor
+/// computed in eval mode, batch by batch, with gradients off.
+fn clip_means(
+    model: &Model,
+    ds: &Dataset,
+    norm: &Normalizer,
+    window: Option<&WindowSpec>,
+    device: Device,
+    precision: Precision,
+    output: impl Fn(&Model, &Tensor, Option<&[i64]>) -> Tensor,
+) -> Result<Vec<Vec<f64>>, TrainError> {
+    let t = time_axis(ds, window)?;
+    let items = match window {
+        Some(w) => data::windows(ds, w),
+        None => data::whole_clips(ds, &(0..ds.len()).collect::<Vec<_>>()),
+    };
+    // Per clip: the sum of window outputs and their count.
+    let mut sums: Vec<Vec<f64>> = vec![Vec::new(); ds.len()];
+    let mut counts = vec![0usize; ds.len()];
+    tch::no_grad(|| {
+        data::stream_batches(ds, &items, t, 256, norm, None, |b| {
+            let (x, lengths) = batch_tensor(&b, ds, device);
+            let out = {
+                let _ac = Autocast::new(precision, device);
+                output(model, &x, lengths.as_deref())
+            }
+            .to_kind(Kind::Float);
+            let width = out.size()[1] as usize;
+            let flat = Vec::<f32>::try_from(&out.to_device(Device::Cpu).reshape([-1]))?;
+            for (row, &clip) in flat.chunks(width).zip(&b.index) {
+                let sum = &mut sums[clip];
+                sum.resize(width, 0.0);
+                for (s, &v) in sum.iter_mut().zip(row) {
+                    *s += v as f64;
+                }
+                counts[clip] += 1;
+            }
+            Ok::<(), tch::TchError>(())
+        })
+    })?;
+    for (sum, &n) in sums.iter_mut().zip(&counts) {
+        sum.iter_mut().for_each(|v| *v /= n.max(1) as f64);
+    }
+    Ok(sums)
+}
+
 /// Score `ds` in eval mode, batch by batch: whole clips, or (with `window`) every window of each
 /// clip with the windows' logits (or probabilities) averaged into the clip's.
 fn score(
@@ -381,48 +427,25 @@ fn score(
     precision: Precision,
     k: usize,
 ) -> Result<Scored, TrainError> {
-    let t = time_axis(ds, window)?;
-    let items = match window {
-        Some(w) => data::windows(ds, w),
-        None => data::whole_clips(ds, &(0..ds.len()).collect::<Vec<_>>()),
-    };
     let average = window.map_or(WindowAverage::Logits, |w| w.average);
-    // Per clip: the sum of window outputs and their count.
-    let mut sums = vec![vec![0f64; k]; ds.len()];
-    let mut counts = vec![0usize; ds.len()];
-    tch::no_grad(|| {
-        data::stream_batches(ds, &items, t, 256, norm, None, |b| {
-            let (x, lengths) = batch_tensor(&b, ds, device);
-            let logits = {
-                let _ac = Autocast::new(precision, device);
-                model.forward(&x, lengths.as_deref(), false)
-            }
-            .to_kind(Kind::Float);
-            let out = match average {
-                WindowAverage::Logits => logits,
-                WindowAverage::Probs => logits.softmax(-1, Kind::Float),
-            };
-            let flat = Vec::<f32>::try_from(&out.to_device(Device::Cpu).reshape([-1]))?;
-            for (row, &clip) in flat.chunks(k).zip(&b.index) {
-                for (s, &v) in sums[clip].iter_mut().zip(row) {
-                    *s += v as f64;
-                }
-                counts[clip] += 1;
-            }
-            Ok::<(), tch::TchError>(())
-        })
+    let means = clip_means(model, ds, norm, window, device, precision, |m, x, l| {
+        let logits = m.forward(x, l, false);
+        match average {
+            WindowAverage::Logits => logits,
+            WindowAverage::Probs => logits.to_kind(Kind::Float).softmax(-1, Kind::Float),
+        }
     })?;
     let mut out = Scored {
         pred: Vec::with_capacity(ds.len()),
         probs: Vec::with_capacity(ds.len()),
         loss: 0.0,
     };
-    for (clip, (sum, n)) in sums.iter().zip(&counts).enumerate() {
-        let mean: Vec<f64> = sum.iter().map(|v| v / (*n).max(1) as f64).collect();
+    for (clip, mean) in means.into_iter().enumerate() {
         let probs: Vec<f64> = match average {
             WindowAverage::Probs => mean,
             WindowAverage::Logits => {
                 let m = mean.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                debug_assert_eq!(mean.len(), k);
                 let e: Vec<f64> = mean.iter().map(|v| (v - m).exp()).collect();
                 let z: f64 = e.iter().sum();
                 e.iter().map(|v| v / z).collect()
@@ -939,10 +962,34 @@ impl Trained {
         })
     }
 
-    /// Class probabilities of every clip of `ds` (labels are ignored). With `normalize:
-    /// speaker`, clips without per-clip statistics are standardised per speaker of `ds` (clips
-    /// without a speaker id form one group).
-    pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, TrainError> {
+    /// The penultimate representation of every clip of `ds` ([`Model::embed`]; a windowed model
+    /// gives the mean over the clip's windows), prepared as [`Trained::predict_proba`] prepares
+    /// its input.
+    pub fn embed(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, TrainError> {
+        self.check_input(ds)?;
+        if ds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ds = with_norm(ds, self.normalize)?;
+        let device = self.vs.device();
+        let _lock = FIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let means = clip_means(
+            &self.model,
+            &ds,
+            &self.norm,
+            self.window.as_ref(),
+            device,
+            self.precision,
+            |m, x, l| m.embed(x, l, false),
+        )?;
+        Ok(means
+            .into_iter()
+            .map(|v| v.into_iter().map(|x| x as f32).collect())
+            .collect())
+    }
+
+    /// `ds` has the features, channels and (without windows) the frames the model takes.
+    fn check_input(&self, ds: &Dataset) -> Result<(), TrainError> {
         if (ds.n_features, ds.channels) != (self.n_features, self.channels) {
             return Err(TrainError::Shape(format!(
                 "the model takes {} features per frame in {} channels, these clips have {} in {}",
@@ -957,6 +1004,14 @@ impl Trained {
                 ds.frames
             )));
         }
+        Ok(())
+    }
+
+    /// Class probabilities of every clip of `ds` (labels are ignored). With `normalize:
+    /// speaker`, clips without per-clip statistics are standardised per speaker of `ds` (clips
+    /// without a speaker id form one group).
+    pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, TrainError> {
+        self.check_input(ds)?;
         if ds.is_empty() {
             return Ok(Vec::new());
         }

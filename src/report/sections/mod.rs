@@ -8,6 +8,7 @@ mod calibration;
 mod confusion;
 mod cross;
 mod curves;
+mod embeddings;
 mod importance;
 mod issues;
 mod leaderboard;
@@ -69,6 +70,12 @@ pub(in crate::report) const SECTIONS: &[BuildFn] = &[
     },
     |b, _| b.when_runs(Builder::by_sex),
     |b, cx| b.cross_corpus(cx.opts),
+    |b, _| {
+        if b.entries.is_empty() || b.tables.embedding_scores.height() == 0 {
+            return Ok(None);
+        }
+        b.embeddings().map(Some)
+    },
     |b, _| {
         if b.entries.is_empty() || b.tables.importance.height() == 0 {
             return Ok(None);
