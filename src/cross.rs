@@ -10,9 +10,12 @@
 //! matrix is that within-corpus UA (mean over its runs). Cell (A, B) is the mean UA of A's runs
 //! (every fold × seed model) on all of B's clips with shared labels: B's speakers are never in
 //! A's training data. Results: `results/<cross name>/cross.{json,csv,parquet,svg}`.
+//!
+//! The matrix is named on the command line (`emolab cross A.yaml B.yaml --name ab`) or in a
+//! cross file ([`CrossSpec`]: `cross: {name, experiments, set}`, `emolab cross FILE.yaml`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use polars::prelude::*;
@@ -20,6 +23,119 @@ use serde::{Deserialize, Serialize};
 
 use crate::experiment::Experiment;
 use crate::runner::{self, RunOptions};
+
+/// Whether an experiment-folder YAML tree is a cross file (a top-level `cross:` block).
+pub fn is_cross(tree: &serde_yaml::Value) -> bool {
+    tree.get("cross").is_some()
+}
+
+/// A cross file's `cross:` block:
+///
+/// ```yaml
+/// cross:
+///   name: cross_crnn                  # results/<name>/; default: the file's name
+///   experiments: [emodb_crnn.yaml, ravdess_crnn.yaml, cremad_crnn.yaml]  # beside this file
+///   set: {train.epochs: 30}           # overrides for every experiment (as --set)
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossSpec {
+    /// The matrix's folder name (and the prefix of the experiments it runs).
+    pub name: String,
+    /// Experiment files, resolved against the cross file's folder.
+    pub experiments: Vec<PathBuf>,
+    /// `key.path → value` applied to every experiment, before the command line's `--set`.
+    pub set: BTreeMap<String, serde_yaml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CrossFile {
+    cross: RawCross,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCross {
+    #[serde(default)]
+    name: Option<String>,
+    experiments: Vec<PathBuf>,
+    #[serde(default)]
+    set: BTreeMap<String, serde_yaml::Value>,
+}
+
+impl CrossSpec {
+    /// Read and check a cross file: at least two experiments, each an existing file, a name
+    /// that is a plain folder name.
+    pub fn load(file: &Path) -> Result<CrossSpec> {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let tree: serde_yaml::Value = serde_yaml::from_str(&text)
+            .with_context(|| format!("{} is not valid YAML", file.display()))?;
+        anyhow::ensure!(
+            is_cross(&tree),
+            "{}: not a cross file (no top-level `cross:` block); give two or more experiment \
+             files instead",
+            file.display()
+        );
+        let raw: CrossFile = serde_path_to_error::deserialize(tree)
+            .map_err(|e| anyhow::anyhow!("{}: {} ({})", file.display(), e.inner(), e.path()))?;
+        let raw = raw.cross;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let name = match raw.name {
+            Some(n) => n,
+            None => file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "cross".into()),
+        };
+        anyhow::ensure!(
+            !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..",
+            "{}: cross.name `{name}` must be a plain folder name",
+            file.display()
+        );
+        anyhow::ensure!(
+            raw.experiments.len() >= 2,
+            "{}: cross.experiments lists {} experiment(s); a matrix needs at least two",
+            file.display(),
+            raw.experiments.len()
+        );
+        let experiments: Vec<PathBuf> = raw.experiments.iter().map(|e| dir.join(e)).collect();
+        for e in &experiments {
+            anyhow::ensure!(
+                e.is_file(),
+                "{}: cross.experiments: {} does not exist",
+                file.display(),
+                e.display()
+            );
+        }
+        Ok(CrossSpec {
+            name,
+            experiments,
+            set: raw.set,
+        })
+    }
+
+    /// The `set` block as `--set` assignments, followed by `extra`.
+    pub fn assignments(&self, extra: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for (k, v) in &self.set {
+            let text = serde_yaml::to_string(v)?;
+            out.push(format!("{k}={}", text.trim_end()));
+        }
+        out.extend(extra.iter().cloned());
+        Ok(out)
+    }
+
+    /// Every experiment, loaded with [`CrossSpec::assignments`].
+    pub fn load_experiments(&self, extra: &[String]) -> Result<Vec<Experiment>> {
+        let sets = self.assignments(extra)?;
+        self.experiments
+            .iter()
+            .map(|f| Experiment::load(f, &sets).map_err(anyhow::Error::from))
+            .collect()
+    }
+}
 
 /// One cell of the matrix.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -202,17 +202,20 @@ report.html opens in any browser with no network; tables/ has every table as CSV
     #[command(after_help = "Examples:
   emolab cross experiments/emodb_crnn.yaml experiments/ravdess_crnn.yaml experiments/cremad_crnn.yaml
   emolab cross a.yaml b.yaml --name cross_ab --set train.epochs=10
+  emolab cross experiments/cross_crnn.yaml          # a cross file: cross: {name, experiments, set}
 
 Clips whose label is not shared (EmoDB's boredom, RAVDESS' calm and surprise) are counted and
 left out. Each experiment runs as <name>-<experiment> (complete runs are skipped); the matrix is
 written to results/<name>/cross.json, .csv, .parquet and a heat map, cross.svg.")]
     Cross {
-        /// Experiment files (YAML), at least two (one per corpus).
-        #[arg(required = true, num_args = 2..)]
+        /// Experiment files (YAML), at least two (one per corpus), or one cross file (a
+        /// `cross:` block naming the experiments).
+        #[arg(required = true, num_args = 1..)]
         experiments: Vec<PathBuf>,
-        /// Name of the matrix (results/<name>/) and prefix of the experiments it runs.
-        #[arg(long, default_value = "cross")]
-        name: String,
+        /// Name of the matrix (results/<name>/) and prefix of the experiments it runs
+        /// (default: the cross file's `name`, or `cross`).
+        #[arg(long)]
+        name: Option<String>,
         /// Override a key of every experiment: key.path=value (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
@@ -646,10 +649,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             sets,
             force,
         } => {
-            let exps = experiments
-                .iter()
-                .map(|f| Experiment::load(f, &sets))
-                .collect::<Result<Vec<_>, _>>()?;
+            let (exps, name) = if let [file] = experiments.as_slice() {
+                let spec = emolab::cross::CrossSpec::load(file)?;
+                let exps = spec.load_experiments(&sets)?;
+                (exps, name.unwrap_or(spec.name))
+            } else {
+                let exps = experiments
+                    .iter()
+                    .map(|f| Experiment::load(f, &sets))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (exps, name.unwrap_or_else(|| "cross".into()))
+            };
             println!("{}", emolab::cross::cross(&exps, &name, force, progress)?);
         }
         Command::Train(a) => {

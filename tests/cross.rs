@@ -127,6 +127,37 @@ fn the_matrix_uses_the_shared_labels_and_counts_the_others() {
         out.contains("rows: trained on, columns: tested on"),
         "{out}"
     );
+    // The same matrix from a cross file: its `set` reaches every experiment (here a value each
+    // already has, so the complete runs are reused) and the cells come out the same.
+    let file = tmp.path().join("xc_file.yaml");
+    std::fs::write(
+        &file,
+        "cross:\n  name: xc\n  experiments: [emo.yaml, rav.yaml]\n  set: {train.epochs: 1}\n",
+    )
+    .unwrap();
+    let (ok, out2, err) = emolab(&["cross", file.to_str().unwrap()]);
+    assert!(ok, "{out2}\n{err}");
+    let j2: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("results/xc/cross.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(j2["cells"], j["cells"]);
+    assert!(
+        !tmp.path().join("results/xc_file").exists(),
+        "the block's name is used"
+    );
+    // A cross file with one experiment, or a missing one, is refused with the file named.
+    std::fs::write(&file, "cross:\n  experiments: [emo.yaml]\n").unwrap();
+    let (ok, _, err) = emolab(&["cross", file.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("xc_file.yaml") && err.contains("at least two"),
+        "{err}"
+    );
+    std::fs::write(&file, "cross:\n  experiments: [emo.yaml, nope.yaml]\n").unwrap();
+    let (ok, _, err) = emolab(&["cross", file.to_str().unwrap()]);
+    assert!(!ok && err.contains("nope.yaml"), "{err}");
+    let (ok, _, err) = emolab(&["cross", a.to_str().unwrap()]);
+    assert!(!ok && err.contains("not a cross file"), "{err}");
     // Too few shared labels is an error that lists each corpus' labels.
     let c = exp(tmp.path(), "emo2", &emo, "emodb");
     let (ok, _, err) = emolab(&[

@@ -134,6 +134,11 @@ fn schema_errors_name_the_file_and_key_with_a_hint() {
         }
         let text = std::fs::read_to_string(&p).unwrap();
         let mut tree: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        if emolab::cross::is_cross(&tree) {
+            let spec = emolab::cross::CrossSpec::load(&p).unwrap();
+            assert!(spec.experiments.len() >= 2, "{}", p.display());
+            continue;
+        }
         if emolab::ensemble::is_fusion(&tree) {
             let spec: emolab::ensemble::FusionSpec = serde_yaml::from_value(tree).unwrap();
             assert!(spec.ensemble.len() >= 2, "{}", p.display());
