@@ -95,6 +95,96 @@ fn f0_tracks_pyin_on_real_voiced_frames() {
     assert!(agreement >= 0.90, "voicing agreement {agreement:.3}");
 }
 
+/// The spectral descriptors librosa also defines (RMS, zero-crossing rate, centroid, 85 %
+/// roll-off, MFCC 1-13 of 26 mel bands) against librosa on real EmoDB clips at their own
+/// 22,050 Hz, on the same frames (fixtures from
+/// `tests/fixtures/librosa/make_spectral_fixtures.py`). Frames more than 50 dB under the clip's
+/// loudest (where single-precision noise decides centroid and roll-off) are left out of the
+/// spectral-shape checks, as the functionals leave out frames under `silence_db`.
+#[test]
+fn spectral_descriptors_match_librosa_on_real_clips() {
+    use emolab::features::functionals::spectral::SpectralAnalyzer;
+    let Some(corpus) = common::emodb() else {
+        eprintln!("skipped: EmoDB not found (set EMODB=/path/to/emodb/wav to run this test)");
+        return;
+    };
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/librosa/spectral_manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let frame = manifest["frame_length"].as_u64().unwrap() as usize;
+    let hop = manifest["hop_length"].as_u64().unwrap() as usize;
+    let n_mfcc = manifest["n_mfcc"].as_u64().unwrap() as usize;
+    let vals = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let (mut rms_err, mut zcr_err, mut mfcc_err) = (0f64, 0f64, 0f64);
+    let (mut centroid_rel, mut rolloff_same, mut active) = (Vec::new(), 0usize, 0usize);
+    for c in manifest["clips"].as_array().unwrap() {
+        let sr = c["sample_rate"].as_u64().unwrap() as u32;
+        let y = emolab::features::stage::load_clip(&corpus.join(c["clip"].as_str().unwrap()), sr)
+            .unwrap();
+        let a = SpectralAnalyzer::new(sr as f32, frame, n_mfcc);
+        let ours = a.frames(&y, hop);
+        assert_eq!(
+            ours.len() as u64,
+            c["frames"].as_u64().unwrap(),
+            "{}",
+            c["clip"]
+        );
+        let (rms, zcr) = (vals(&c["rms_db"]), vals(&c["zcr"]));
+        let (centroid, rolloff) = (vals(&c["centroid"]), vals(&c["rolloff"]));
+        let mfcc: Vec<Vec<f64>> = c["mfcc"].as_array().unwrap().iter().map(vals).collect();
+        let loudest = rms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        for (t, f) in ours.iter().enumerate() {
+            // Digital silence: the two floors differ (10 log10(0 + 1e-10) against
+            // 20 log10(max(0, 1e-10))).
+            if rms[t] > -150.0 {
+                rms_err = rms_err.max((f.rms_db as f64 - rms[t]).abs());
+            }
+            // librosa divides the crossings by the frame length, emolab by the frame's
+            // frame - 1 neighbouring pairs.
+            let z = f.zcr as f64 * (frame - 1) as f64 / frame as f64;
+            zcr_err = zcr_err.max((z - zcr[t]).abs());
+            if rms[t] < loudest - 50.0 {
+                continue;
+            }
+            active += 1;
+            centroid_rel.push((f.centroid as f64 - centroid[t]).abs() / centroid[t]);
+            rolloff_same += ((f.rolloff as f64 - rolloff[t]).abs() < 1e-2) as usize;
+            for (k, m) in mfcc.iter().enumerate() {
+                mfcc_err = mfcc_err.max((f.mfcc[k] as f64 - m[t]).abs());
+            }
+        }
+    }
+    centroid_rel.sort_by(f64::total_cmp);
+    let worst_centroid = centroid_rel.last().copied().unwrap_or(0.0);
+    let rolloff_share = rolloff_same as f64 / active as f64;
+    eprintln!(
+        "spectral descriptors vs librosa on {active} active frames: RMS {rms_err:.2e} dB, ZCR \
+         {zcr_err:.2e}, centroid worst relative {worst_centroid:.2e}, roll-off on the same bin \
+         in {:.2} % of frames, MFCC 1-{n_mfcc} max {mfcc_err:.2e}",
+        100.0 * rolloff_share
+    );
+    assert!(active > 400, "{active} active frames");
+    assert!(rms_err < 1e-2, "RMS differs by {rms_err} dB");
+    assert!(zcr_err < 1e-4, "ZCR differs by {zcr_err}");
+    assert!(
+        worst_centroid < 1e-4,
+        "centroid differs by {worst_centroid} (relative)"
+    );
+    assert!(rolloff_share >= 0.99, "roll-off agrees on {rolloff_share}");
+    assert!(mfcc_err < 1e-3, "MFCC differs by {mfcc_err}");
+}
+
 fn corpus(dir: &Path) -> PathBuf {
     let out = dir.join("synth");
     synth::generate(&SynthOptions {

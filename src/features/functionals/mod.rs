@@ -16,8 +16,10 @@
 //!
 //! This is not openSMILE: the definitions follow the papers and textbooks (see each module),
 //! not openSMILE's code, so values differ from `opensmile`'s eGeMAPSv02 even where the names
-//! agree. Formants are not computed.
+//! agree. With `formants: true`, F1-F3 by linear prediction ([`formants`]) add the mean and
+//! std of each formant's frequency and its mean bandwidth over voiced frames.
 
+pub mod formants;
 pub mod pitch;
 pub mod pyin;
 pub mod spectral;
@@ -50,6 +52,13 @@ pub struct FunctionalsSpec {
     pub silence_db: f32,
     /// MFCCs 1..=n (of 26 mel bands).
     pub mfcc: usize,
+    /// F1-F3 (frequency mean and std, bandwidth mean) over voiced frames, by LPC.
+    #[serde(skip_serializing_if = "is_false")]
+    pub formants: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for FunctionalsSpec {
@@ -62,6 +71,7 @@ impl Default for FunctionalsSpec {
             fmax: 600.0,
             silence_db: 40.0,
             mfcc: 13,
+            formants: false,
         }
     }
 }
@@ -69,7 +79,7 @@ impl Default for FunctionalsSpec {
 impl FunctionalsSpec {
     /// Values per clip.
     pub fn len(&self) -> usize {
-        8 + 8 + 6 + 2 * SPECTRAL.len() + 3 * self.mfcc + 6
+        8 + 8 + 6 + 2 * SPECTRAL.len() + 3 * self.mfcc + 6 + if self.formants { 9 } else { 0 }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,6 +154,7 @@ pub struct Functionals {
     hop: usize,
     spectral: SpectralAnalyzer,
     pitch: PitchParams,
+    formants: Option<formants::FormantAnalyzer>,
 }
 
 impl Functionals {
@@ -163,6 +174,9 @@ impl Functionals {
                 fmin: spec.fmin,
                 fmax: spec.fmax,
             },
+            formants: spec.formants.then(|| {
+                formants::FormantAnalyzer::new(sr, (spec.pitch_frame_s * sr).round() as usize)
+            }),
         }
     }
 
@@ -199,6 +213,13 @@ impl Functionals {
             "loudness_peaks_per_s",
         ] {
             n.push(r.into());
+        }
+        if self.formants.is_some() {
+            for k in 1..=3 {
+                n.push(format!("f{k}_hz_mean"));
+                n.push(format!("f{k}_hz_std"));
+                n.push(format!("f{k}_bandwidth_hz_mean"));
+            }
         }
         n
     }
@@ -296,6 +317,27 @@ impl Functionals {
             .filter(|&t| loud[t] > loud[t - 1] && loud[t] >= loud[t + 1] && loud[t] > lm)
             .count();
         out.push(peaks as f32 / duration);
+        if let Some(fa) = &self.formants {
+            // Over the voiced frames of the F0 track (its frames, its voicing decisions).
+            let frame = self.pitch.frame;
+            let starts = pitch::frame_starts(y.len(), frame, self.hop);
+            let mut per: [Vec<formants::Formant>; 3] = Default::default();
+            for (f, &s) in track.iter().zip(&starts) {
+                if !f.voiced {
+                    continue;
+                }
+                let end = (s + frame).min(y.len());
+                for (k, v) in fa.formants(&y[s.min(end)..end]).into_iter().enumerate() {
+                    per[k].push(v);
+                }
+            }
+            for p in &per {
+                let hz: Vec<f32> = p.iter().map(|f| f.hz).collect();
+                let bw: Vec<f32> = p.iter().map(|f| f.bandwidth_hz).collect();
+                let (m, sd) = stats::mean_std(&hz);
+                out.extend([m, sd, stats::mean_std(&bw).0]);
+            }
+        }
         debug_assert_eq!(out.len(), self.len());
         for v in &mut out {
             if !v.is_finite() {
@@ -349,6 +391,27 @@ mod tests {
             z[names.iter().position(|x| x == "voiced_fraction").unwrap()],
             0.0
         );
+        // With formants: nine more values, named, after the same 85; the tone's F1 is near one
+        // of its harmonics, and silence gives zeros, never NaN.
+        let spec = FunctionalsSpec {
+            formants: true,
+            ..Default::default()
+        };
+        let g = Functionals::new(&spec, sr);
+        let gn = g.names();
+        assert_eq!(gn.len(), f.len() + 9);
+        assert_eq!(&gn[..names.len()], &names[..]);
+        assert_eq!(gn.last().unwrap(), "f3_bandwidth_hz_mean");
+        let w = g.compute(&y);
+        assert_eq!(w.len(), gn.len());
+        assert_eq!(&w[..v.len()], &v[..]);
+        let f1 = w[gn.iter().position(|x| x == "f1_hz_mean").unwrap()];
+        assert!(f1 > 90.0 && f1 < 700.0, "F1 {f1}");
+        assert!(g.compute(&vec![0.0; 4000]).iter().all(|x| x.is_finite()));
+        // The default spec serialises without the key, so existing cache keys stay the same.
+        assert!(!serde_yaml::to_string(&FunctionalsSpec::default())
+            .unwrap()
+            .contains("formants"));
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! * alpha ratio: energy 50-1000 Hz over 1-5 kHz, dB; Hammarberg index: the strongest peak
 //!   0-2 kHz minus the strongest 2-5 kHz, dB;
 //! * MFCC 1..=n: DCT-II (ortho) of the 26 dB mel band energies.
+//!
+//! RMS, zero-crossing rate, centroid, roll-off and MFCC are checked against librosa 0.11 on real
+//! EmoDB clips, frame by frame (`tests/functionals.rs`, fixtures from
+//! `tests/fixtures/librosa/make_spectral_fixtures.py`).
 
 use realfft::{RealFftPlanner, RealToComplex};
 use std::sync::Arc;
