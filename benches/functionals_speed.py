@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Functionals extraction throughput: emolab (pipelines/functionals.yaml, cold cache) against
-openSMILE eGeMAPSv02 functionals on the same clips and the same cores, side by side.
+"""Functionals extraction throughput: emolab (pipelines/functionals.yaml, cold cache; then the same
+with ``formants: true``) against openSMILE eGeMAPSv02 functionals on the same clips and the same
+cores, side by side.
 
 Usage: benches/functionals_speed.py EMOLAB_BINARY CORPUS_FOLDER
 
@@ -28,12 +29,20 @@ def main() -> None:
     binary, corpus = sys.argv[1], sys.argv[2]
     files = sorted(glob.glob(os.path.join(corpus, "**", "*.wav"), recursive=True))
     cores = os.cpu_count() or 1
-    with tempfile.TemporaryDirectory() as cache:
-        t = time.time()
-        out = subprocess.run([binary, "--quiet", "featurize", "--pipeline", "pipelines/functionals.yaml",
-                              corpus, "--cache", cache], check=True, capture_output=True, text=True)
-        ours = time.time() - t
-    n = int(re.search(r"(\d+) computed", out.stdout + out.stderr).group(1))
+    def featurize(pipeline: str) -> tuple[int, float]:
+        with tempfile.TemporaryDirectory() as cache:
+            t = time.time()
+            out = subprocess.run([binary, "--quiet", "featurize", "--pipeline", pipeline, corpus,
+                                  "--cache", cache], check=True, capture_output=True, text=True)
+            took = time.time() - t
+        return int(re.search(r"(\d+) computed", out.stdout + out.stderr).group(1)), took
+
+    n, ours = featurize("pipelines/functionals.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        formants = os.path.join(tmp, "functionals_formants.yaml")
+        with open("pipelines/functionals.yaml") as f, open(formants, "w") as g:
+            g.write(f.read().rstrip("\n") + "\n  formants: true\n")
+        nf, ours_f = featurize(formants)
     smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                             feature_level=opensmile.FeatureLevel.Functionals,
                             num_workers=cores, multiprocessing=cores > 1)
@@ -42,8 +51,10 @@ def main() -> None:
     theirs = time.time() - t
     print(f"{cores} cores, {len(files)} clips")
     print(f"emolab functionals (85 values)   {n:>5} clips {ours:7.1f} s {n / ours:8.1f} clips/s")
+    print(f"emolab + formants (94 values)    {nf:>5} clips {ours_f:7.1f} s {nf / ours_f:8.1f} clips/s")
     print(f"openSMILE eGeMAPSv02 (88 values) {len(files):>5} clips {theirs:7.1f} s {len(files) / theirs:8.1f} clips/s")
-    print(f"ratio: emolab {n / ours / (len(files) / theirs):.1f}x openSMILE's throughput")
+    print(f"ratio: emolab {n / ours / (len(files) / theirs):.1f}x openSMILE's throughput "
+          f"({nf / ours_f / (len(files) / theirs):.1f}x with formants)")
 
 
 if __name__ == "__main__":
