@@ -329,7 +329,7 @@ mod tests {
             .map(|r| {
                 r.iter()
                     .copied()
-                    .chain(std::iter::repeat(0.0).take(7))
+                    .chain(std::iter::repeat_n(0.0, 7))
                     .collect()
             })
             .collect();

@@ -97,7 +97,7 @@ pub fn lpc(x: &[f64], order: usize) -> Option<Vec<f64>> {
     let r: Vec<f64> = (0..=order)
         .map(|k| x.iter().zip(&x[k.min(x.len())..]).map(|(a, b)| a * b).sum())
         .collect();
-    if !(r[0] > 1e-12) {
+    if r[0].is_nan() || r[0] <= 1e-12 {
         return None;
     }
     let mut a = vec![0f64; order + 1];
@@ -112,7 +112,7 @@ pub fn lpc(x: &[f64], order: usize) -> Option<Vec<f64>> {
         }
         a[i] = k;
         err *= 1.0 - k * k;
-        if !(err > r[0] * 1e-12) {
+        if err.is_nan() || err <= r[0] * 1e-12 {
             return None;
         }
     }
