@@ -12,23 +12,28 @@ use emolab::features::functionals::pitch::{track, PitchParams};
 use emolab::features::functionals::FunctionalsSpec;
 use emolab::synth::{self, Layout, SynthOptions};
 
+/// The EmoDB folder and a librosa fixture of `tests/fixtures/librosa/`; `None` (with a message)
+/// when the corpus is absent.
+fn emodb_and_fixture(name: &str) -> Option<(PathBuf, serde_json::Value)> {
+    let Some(corpus) = common::emodb() else {
+        eprintln!("skipped: EmoDB not found (set EMODB=/path/to/emodb/wav to run this test)");
+        return None;
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/librosa")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    Some((corpus, serde_json::from_str(&text).unwrap()))
+}
+
 /// emolab's default F0 tracker against `librosa.pyin` (fixtures from
 /// `tests/fixtures/librosa/make_pitch_fixtures.py`, same frames): on frames both call voiced,
 /// the median error is at most 20 cents; voicing decisions agree on at least 90 % of frames.
 #[test]
 fn f0_tracks_pyin_on_real_voiced_frames() {
-    let Some(corpus) = common::emodb() else {
-        eprintln!("skipped: EmoDB not found (set EMODB=/path/to/emodb/wav to run this test)");
+    let Some((corpus, manifest)) = emodb_and_fixture("pitch_manifest.json") else {
         return;
     };
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/librosa/pitch_manifest.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
     let spec = FunctionalsSpec::default();
     let sr = 16000u32;
     let params = PitchParams {
@@ -104,18 +109,9 @@ fn f0_tracks_pyin_on_real_voiced_frames() {
 #[test]
 fn spectral_descriptors_match_librosa_on_real_clips() {
     use emolab::features::functionals::spectral::SpectralAnalyzer;
-    let Some(corpus) = common::emodb() else {
-        eprintln!("skipped: EmoDB not found (set EMODB=/path/to/emodb/wav to run this test)");
+    let Some((corpus, manifest)) = emodb_and_fixture("spectral_manifest.json") else {
         return;
     };
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/librosa/spectral_manifest.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
     let frame = manifest["frame_length"].as_u64().unwrap() as usize;
     let hop = manifest["hop_length"].as_u64().unwrap() as usize;
     let n_mfcc = manifest["n_mfcc"].as_u64().unwrap() as usize;

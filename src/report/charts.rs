@@ -3,6 +3,7 @@
 //! differences. Text is left to the viewer's sans-serif font (no font file is read), and every
 //! chart is plain SVG (`rect`, `line`, `polyline`, `circle`, `text`), so it opens anywhere.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -561,18 +562,7 @@ pub fn lines(c: &LineChart) -> Result<String> {
     let percent_axis = c.percent;
     svg(&c.title, w, h, |root| {
         let (plot, side) = root.split_horizontally(380);
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(
-                &c.title,
-                ("sans-serif", 15.0 * FONT_SCALE)
-                    .into_font()
-                    .color(&palette::INK),
-            )
-            .margin(8)
-            .margin_right(14)
-            .x_label_area_size(36)
-            .y_label_area_size(48)
-            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)?;
+        let mut chart = cartesian(&plot, &c.title, 15.0, (x_lo, x_hi), (y_lo, y_hi))?;
         let names = c.x_names.clone();
         let x_fmt = move |x: &f64| match &names {
             Some(n) => {
@@ -602,27 +592,12 @@ pub fn lines(c: &LineChart) -> Result<String> {
             Some(n) => n.len() * 2 + 1,
             None => ((x_hi - x_lo) as usize + 1).min(12),
         };
-        chart
-            .configure_mesh()
-            .x_labels(n_x)
-            .y_labels(6)
-            .x_label_formatter(&x_fmt)
-            .y_label_formatter(&y_fmt)
-            .x_desc(c.x_axis.as_str())
-            .y_desc(c.y_axis.as_str())
-            .light_line_style(WHITE)
-            .bold_line_style(palette::GRID)
-            .label_style(
-                ("sans-serif", 10.0 * FONT_SCALE)
-                    .into_font()
-                    .color(&palette::INK),
-            )
-            .axis_desc_style(
-                ("sans-serif", 11.0 * FONT_SCALE)
-                    .into_font()
-                    .color(&palette::INK),
-            )
-            .draw()?;
+        mesh(
+            &mut chart,
+            (n_x, 6),
+            (&x_fmt, &y_fmt),
+            (&c.x_axis, &c.y_axis),
+        )?;
         for (_, y, color) in &c.hlines {
             chart.draw_series(DashedLineSeries::new(
                 vec![(x_lo, *y), (x_hi, *y)],
@@ -649,6 +624,62 @@ pub fn lines(c: &LineChart) -> Result<String> {
         legend(&side, &items, 8, 44)?;
         Ok(())
     })
+}
+
+type Cartesian<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A titled plot area on two numeric axes (the line and scatter charts').
+fn cartesian<'a, 'b>(
+    area: &'a Area<'b>,
+    title: &str,
+    title_px: f64,
+    x: (f64, f64),
+    y: (f64, f64),
+) -> std::result::Result<Cartesian<'a, 'b>, Box<dyn std::error::Error>> {
+    Ok(ChartBuilder::on(area)
+        .caption(
+            title,
+            ("sans-serif", title_px * FONT_SCALE)
+                .into_font()
+                .color(&palette::INK),
+        )
+        .margin(8)
+        .margin_right(14)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)?)
+}
+
+/// Grid, tick labels (`labels`: how many on x and y, formatted by `fmt`) and axis titles.
+fn mesh(
+    chart: &mut Cartesian<'_, '_>,
+    labels: (usize, usize),
+    fmt: (&dyn Fn(&f64) -> String, &dyn Fn(&f64) -> String),
+    desc: (&str, &str),
+) -> DrawResult {
+    chart
+        .configure_mesh()
+        .x_labels(labels.0)
+        .y_labels(labels.1)
+        .x_label_formatter(fmt.0)
+        .y_label_formatter(fmt.1)
+        .x_desc(desc.0)
+        .y_desc(desc.1)
+        .light_line_style(WHITE)
+        .bold_line_style(palette::GRID)
+        .label_style(
+            ("sans-serif", 10.0 * FONT_SCALE)
+                .into_font()
+                .color(&palette::INK),
+        )
+        .axis_desc_style(
+            ("sans-serif", 11.0 * FONT_SCALE)
+                .into_font()
+                .color(&palette::INK),
+        )
+        .draw()?;
+    Ok(())
 }
 
 /// A scatter plot (at most [`SCATTER_LEGEND`] groups are named in the legend).
@@ -698,40 +729,9 @@ pub fn scatter(c: &Scatter) -> Result<String> {
     let h = (300u32).max(60 + 18 * items.len() as u32 + 30);
     svg(&c.title, plot_w + legend_w as u32, h, |root| {
         let (plot, side) = root.split_horizontally(plot_w);
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(
-                &c.title,
-                ("sans-serif", 14.0 * FONT_SCALE)
-                    .into_font()
-                    .color(&palette::INK),
-            )
-            .margin(8)
-            .margin_right(14)
-            .x_label_area_size(36)
-            .y_label_area_size(48)
-            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)?;
+        let mut chart = cartesian(&plot, &c.title, 14.0, (x_lo, x_hi), (y_lo, y_hi))?;
         let fmt = |v: &f64| format!("{v:.1}");
-        chart
-            .configure_mesh()
-            .x_labels(6)
-            .y_labels(6)
-            .x_label_formatter(&fmt)
-            .y_label_formatter(&fmt)
-            .x_desc(c.x_axis.as_str())
-            .y_desc(c.y_axis.as_str())
-            .light_line_style(WHITE)
-            .bold_line_style(palette::GRID)
-            .label_style(
-                ("sans-serif", 10.0 * FONT_SCALE)
-                    .into_font()
-                    .color(&palette::INK),
-            )
-            .axis_desc_style(
-                ("sans-serif", 11.0 * FONT_SCALE)
-                    .into_font()
-                    .color(&palette::INK),
-            )
-            .draw()?;
+        mesh(&mut chart, (6, 6), (&fmt, &fmt), (&c.x_axis, &c.y_axis))?;
         for g in &c.groups {
             chart.draw_series(
                 g.hollow

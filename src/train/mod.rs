@@ -966,26 +966,37 @@ impl Trained {
     /// gives the mean over the clip's windows), prepared as [`Trained::predict_proba`] prepares
     /// its input.
     pub fn embed(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, TrainError> {
+        self.on_input(ds, |ds| {
+            let means = clip_means(
+                &self.model,
+                ds,
+                &self.norm,
+                self.window.as_ref(),
+                self.vs.device(),
+                self.precision,
+                |m, x, l| m.embed(x, l, false),
+            )?;
+            Ok(means
+                .into_iter()
+                .map(|v| v.into_iter().map(|x| x as f32).collect())
+                .collect())
+        })
+    }
+
+    /// `run` on `ds` once it is checked against the model's input and normalised as the model
+    /// was trained (nothing for no clips), holding the fit lock.
+    fn on_input<T>(
+        &self,
+        ds: &Dataset,
+        run: impl FnOnce(&Dataset) -> Result<Vec<T>, TrainError>,
+    ) -> Result<Vec<T>, TrainError> {
         self.check_input(ds)?;
         if ds.is_empty() {
             return Ok(Vec::new());
         }
         let ds = with_norm(ds, self.normalize)?;
-        let device = self.vs.device();
         let _lock = FIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let means = clip_means(
-            &self.model,
-            &ds,
-            &self.norm,
-            self.window.as_ref(),
-            device,
-            self.precision,
-            |m, x, l| m.embed(x, l, false),
-        )?;
-        Ok(means
-            .into_iter()
-            .map(|v| v.into_iter().map(|x| x as f32).collect())
-            .collect())
+        run(&ds)
     }
 
     /// `ds` has the features, channels and (without windows) the frames the model takes.
@@ -1011,23 +1022,18 @@ impl Trained {
     /// speaker`, clips without per-clip statistics are standardised per speaker of `ds` (clips
     /// without a speaker id form one group).
     pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, TrainError> {
-        self.check_input(ds)?;
-        if ds.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ds = with_norm(ds, self.normalize)?;
-        let device = self.vs.device();
-        let _lock = FIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let s = score(
-            &self.model,
-            &ds,
-            &self.norm,
-            self.window.as_ref(),
-            device,
-            self.precision,
-            self.class_names.len(),
-        )?;
-        Ok(s.probs)
+        self.on_input(ds, |ds| {
+            let s = score(
+                &self.model,
+                ds,
+                &self.norm,
+                self.window.as_ref(),
+                self.vs.device(),
+                self.precision,
+                self.class_names.len(),
+            )?;
+            Ok(s.probs)
+        })
     }
 }
 
