@@ -220,7 +220,7 @@ pub fn pca(rows: &[Vec<f32>], k: usize) -> Result<Projection> {
 /// distance to the nearest other group; a point alone in its group scores 0 (as in
 /// scikit-learn). `None` with fewer than 2 groups or with every point in its own group.
 /// Ranges from -1 to 1: near 1, tight and well-apart groups; near 0, overlapping ones.
-pub fn silhouette<G: PartialEq>(rows: &[Vec<f32>], groups: &[G]) -> Option<f64> {
+pub fn silhouette<R: AsRef<[f32]>, G: PartialEq>(rows: &[R], groups: &[G]) -> Option<f64> {
     let n = rows.len();
     assert_eq!(n, groups.len(), "one group per row");
     let mut ids: Vec<usize> = Vec::with_capacity(n);
@@ -254,7 +254,7 @@ pub fn silhouette<G: PartialEq>(rows: &[Vec<f32>], groups: &[G]) -> Option<f64> 
         sums.iter_mut().for_each(|s| *s = 0.0);
         for j in 0..n {
             if i != j {
-                sums[ids[j]] += dist(&rows[i], &rows[j]);
+                sums[ids[j]] += dist(rows[i].as_ref(), rows[j].as_ref());
             }
         }
         let own = ids[i];

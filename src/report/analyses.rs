@@ -189,6 +189,42 @@ pub fn calibration(runs: &[(&Run, Predictions)]) -> Result<(DataFrame, DataFrame
 /// beyond that: the pairwise distances grow with the square).
 pub const SILHOUETTE_MAX_POINTS: usize = 2000;
 
+/// The columns of `embedding_map`: one row per clip of each mapped run.
+#[derive(Default)]
+struct MapColumns {
+    entry: Vec<String>,
+    run: Vec<String>,
+    clip_id: Vec<String>,
+    speaker: Vec<Option<String>>,
+    label: Vec<String>,
+    role: Vec<String>,
+    pc1: Vec<f64>,
+    pc2: Vec<f64>,
+}
+
+impl MapColumns {
+    fn push_run(
+        &mut self,
+        entry: &str,
+        run: &str,
+        e: &crate::embedding::Embeddings,
+        points: &[Vec<f64>],
+    ) {
+        self.entry
+            .extend(std::iter::repeat_n(entry.to_string(), e.len()));
+        self.run
+            .extend(std::iter::repeat_n(run.to_string(), e.len()));
+        self.clip_id.extend(e.clip_id.iter().cloned());
+        self.speaker.extend(e.speaker.iter().cloned());
+        self.label.extend(e.label.iter().cloned());
+        self.role.extend(e.role.iter().cloned());
+        self.pc1
+            .extend(points.iter().map(|p| p.first().copied().unwrap_or(0.0)));
+        self.pc2
+            .extend(points.iter().map(|p| p.get(1).copied().unwrap_or(0.0)));
+    }
+}
+
 /// Embedding maps of the focus entries' runs that stored `embeddings.parquet`: per run, the
 /// silhouette of its held-out vectors grouped by emotion and by speaker and the variance shares
 /// of the first two principal components (`embedding_scores`); and for each entry's first such
@@ -199,17 +235,7 @@ pub fn embeddings(loaded: &Loaded, focus: &[String]) -> Result<(DataFrame, DataF
     let (mut entry, mut run, mut clips, mut width) = (vec![], vec![], vec![], vec![]);
     let (mut speakers, mut s_emo, mut s_spk, mut pc1, mut pc2) =
         (vec![], vec![], vec![], vec![], vec![]);
-    let mut map = (
-        Vec::<String>::new(),
-        Vec::<String>::new(),
-        Vec::<String>::new(),
-        Vec::<Option<String>>::new(),
-        Vec::<String>::new(),
-        Vec::<String>::new(),
-        Vec::<f64>::new(),
-        Vec::<f64>::new(),
-    );
-    let mut mapped: Vec<String> = Vec::new();
+    let mut map = MapColumns::default();
     for r in &loaded.runs {
         let name = r.entry();
         if !focus.contains(&name) {
@@ -226,10 +252,10 @@ pub fn embeddings(loaded: &Loaded, focus: &[String]) -> Result<(DataFrame, DataF
         };
         let stride = e.len().div_ceil(SILHOUETTE_MAX_POINTS);
         let pick: Vec<usize> = (0..e.len()).step_by(stride).collect();
-        let rows: Vec<Vec<f32>> = pick.iter().map(|&i| e.vectors[i].clone()).collect();
+        let rows: Vec<&[f32]> = pick.iter().map(|&i| e.vectors[i].as_slice()).collect();
         let labels: Vec<&String> = pick.iter().map(|&i| &e.label[i]).collect();
         let spk: Vec<&Option<String>> = pick.iter().map(|&i| &e.speaker[i]).collect();
-        let mut distinct: Vec<&Option<String>> = spk.clone();
+        let mut distinct: Vec<&Option<String>> = e.speaker.iter().collect();
         distinct.sort();
         distinct.dedup();
         entry.push(name.clone());
@@ -241,18 +267,8 @@ pub fn embeddings(loaded: &Loaded, focus: &[String]) -> Result<(DataFrame, DataF
         s_spk.push(silhouette(&rows, &spk));
         pc1.push(proj.explained.first().copied());
         pc2.push(proj.explained.get(1).copied());
-        if !mapped.contains(&name) {
-            mapped.push(name.clone());
-            for (i, p) in proj.points.iter().enumerate() {
-                map.0.push(name.clone());
-                map.1.push(r.run.clone());
-                map.2.push(e.clip_id[i].clone());
-                map.3.push(e.speaker[i].clone());
-                map.4.push(e.label[i].clone());
-                map.5.push(e.role[i].clone());
-                map.6.push(p.first().copied().unwrap_or(0.0));
-                map.7.push(p.get(1).copied().unwrap_or(0.0));
-            }
+        if !map.entry.contains(&name) {
+            map.push_run(&name, &r.run, &e, &proj.points);
         }
     }
     let scores = DataFrame::new(vec![
@@ -268,14 +284,14 @@ pub fn embeddings(loaded: &Loaded, focus: &[String]) -> Result<(DataFrame, DataF
     ])
     .table("embedding_scores")?;
     let points = DataFrame::new(vec![
-        Column::new("entry".into(), map.0),
-        Column::new("run".into(), map.1),
-        Column::new("clip_id".into(), map.2),
-        Column::new("speaker".into(), map.3),
-        Column::new("label".into(), map.4),
-        Column::new("role".into(), map.5),
-        Column::new("pc1".into(), map.6),
-        Column::new("pc2".into(), map.7),
+        Column::new("entry".into(), map.entry),
+        Column::new("run".into(), map.run),
+        Column::new("clip_id".into(), map.clip_id),
+        Column::new("speaker".into(), map.speaker),
+        Column::new("label".into(), map.label),
+        Column::new("role".into(), map.role),
+        Column::new("pc1".into(), map.pc1),
+        Column::new("pc2".into(), map.pc2),
     ])
     .table("embedding_map")?;
     Ok((scores, points))

@@ -252,6 +252,19 @@ pub fn pct(v: Option<f64>) -> String {
     }
 }
 
+/// Mean and sample standard deviation of `v` (no deviation for fewer than two values, nothing
+/// for none), as [`pm`] takes them.
+pub fn mean_sd(v: &[f64]) -> (Option<f64>, Option<f64>) {
+    if v.is_empty() {
+        return (None, None);
+    }
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let sd =
+        (v.len() > 1).then(|| (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    (Some(m), sd)
+}
+
 /// `41.2 ± 3.1` (percentages; no ± with a single run).
 pub fn pm(v: (Option<f64>, Option<f64>)) -> String {
     match v {

@@ -5,19 +5,13 @@ use super::prelude::*;
 use crate::cross::Cross;
 
 impl Builder<'_> {
-    pub(in crate::report) fn cross_corpus(
-        &mut self,
-        opts: &ReportOptions,
-    ) -> Result<Option<Section>> {
-        let mut found: Vec<Cross> = std::fs::read_dir(&opts.results)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                opts.experiments.is_empty() || opts.experiments.contains(&n)
-            })
-            .filter_map(|e| Cross::read(&e.path()))
+    /// Every matrix among the report's experiment folders.
+    pub(in crate::report) fn cross_corpus(&mut self) -> Result<Option<Section>> {
+        let mut found: Vec<Cross> = self
+            .loaded
+            .experiments
+            .iter()
+            .filter_map(|n| Cross::read(&self.loaded.root.join(n)))
             .collect();
         if found.is_empty() {
             return Ok(None);

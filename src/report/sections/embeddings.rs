@@ -40,16 +40,6 @@ impl Builder<'_> {
             source: Some("embedding_scores".into()),
             ..Default::default()
         };
-        let stats = |v: &[f64]| -> (Option<f64>, Option<f64>) {
-            if v.is_empty() {
-                return (None, None);
-            }
-            let n = v.len() as f64;
-            let m = v.iter().sum::<f64>() / n;
-            let sd = (v.len() > 1)
-                .then(|| (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
-            (Some(m), sd)
-        };
         let fmt = |(m, sd): (Option<f64>, Option<f64>)| match (m, sd) {
             (Some(m), Some(sd)) => format!("{m:+.3} ± {sd:.3}"),
             (Some(m), None) => format!("{m:+.3}"),
@@ -62,7 +52,7 @@ impl Builder<'_> {
             }
             let emo: Vec<f64> = rows.iter().filter_map(|&i| s_emo[i]).collect();
             let spk: Vec<f64> = rows.iter().filter_map(|&i| s_spk[i]).collect();
-            let (e, s) = (stats(&emo), stats(&spk));
+            let (e, s) = (mean_sd(&emo), mean_sd(&spk));
             let verdict = match (e.0, s.0) {
                 (Some(e), Some(s)) if s > e => "speakers",
                 (Some(_), Some(_)) => "emotions",

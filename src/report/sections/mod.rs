@@ -28,7 +28,8 @@ pub(in crate::report) mod prelude {
         self, palette, Bar, BarChart, Heatmap, Interval, LineChart, Mark, Series,
     };
     pub(in crate::report) use super::super::document::{
-        count, crema_references, legend_for, pct, pm, Block, Builder, Chart, Entry, Section, Table,
+        count, crema_references, legend_for, mean_sd, pct, pm, Block, Builder, Chart, Entry,
+        Section, Table,
     };
     pub(in crate::report) use super::super::tables::{
         bool_col, f64_col, opt_str_col, rows_where, str_col, u64_col, value_columns,
@@ -69,7 +70,7 @@ pub(in crate::report) const SECTIONS: &[BuildFn] = &[
         b.sweeps().map(Some)
     },
     |b, _| b.when_runs(Builder::by_sex),
-    |b, cx| b.cross_corpus(cx.opts),
+    |b, _| b.cross_corpus(),
     |b, _| {
         if b.entries.is_empty() || b.tables.embedding_scores.height() == 0 {
             return Ok(None);

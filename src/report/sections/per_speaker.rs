@@ -44,13 +44,6 @@ impl Builder<'_> {
                 continue;
             }
             let v: Vec<f64> = rows.iter().map(|&i| ua[i].expect("filtered")).collect();
-            let n = v.len() as f64;
-            let mean = v.iter().sum::<f64>() / n;
-            let sd = if v.len() > 1 {
-                (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-            } else {
-                0.0
-            };
             // Rows are sorted by UA within the entry: the first are the worst.
             let worst: Vec<String> = rows
                 .iter()
@@ -60,7 +53,7 @@ impl Builder<'_> {
             t.rows.push(vec![
                 name.clone(),
                 v.len().to_string(),
-                pm((Some(mean), (v.len() > 1).then_some(sd))),
+                pm(mean_sd(&v)),
                 pct(v.iter().cloned().reduce(f64::min)),
                 pct(v.iter().cloned().reduce(f64::max)),
                 worst.join(", "),
