@@ -106,9 +106,13 @@ pub fn lpc(x: &[f64], order: usize) -> Option<Vec<f64>> {
     for i in 1..=order {
         let acc: f64 = (1..i).map(|j| a[j] * r[i - j]).sum::<f64>() + r[i];
         let k = -acc / err;
-        let prev = a.clone();
-        for j in 1..i {
-            a[j] = prev[j] + k * prev[i - j];
+        // a[j] += k·a[i-j] for 0 < j < i, from the old values: in place, pair by pair.
+        for j in 1..=i / 2 {
+            let (lo, hi) = (a[j], a[i - j]);
+            a[j] = lo + k * hi;
+            if i - j != j {
+                a[i - j] = hi + k * lo;
+            }
         }
         a[i] = k;
         err *= 1.0 - k * k;
