@@ -134,12 +134,16 @@ pub fn ua_at_coverage(
         .iter()
         .map(|&c| {
             let k = ((c * probs.len() as f64).round() as usize).clamp(1, probs.len().max(1));
-            let kept = &order[..k.min(order.len())];
-            let truth: Vec<usize> = kept.iter().map(|&i| labels[i]).collect();
-            let pred: Vec<usize> = kept.iter().map(|&i| top(&probs[i]).0).collect();
-            crate::metrics::compute(&truth, &pred, classes).ua
+            ua_of(probs, labels, classes, &order[..k.min(order.len())])
         })
         .collect()
+}
+
+/// UA of the top-probability predictions of the clips `kept`.
+fn ua_of(probs: &[Vec<f32>], labels: &[usize], classes: &[String], kept: &[usize]) -> f64 {
+    let truth: Vec<usize> = kept.iter().map(|&i| labels[i]).collect();
+    let pred: Vec<usize> = kept.iter().map(|&i| top(&probs[i]).0).collect();
+    crate::metrics::compute(&truth, &pred, classes).ua
 }
 
 /// Fraction of the validation clips a run keeps when it abstains: its abstain threshold is the
@@ -180,11 +184,9 @@ pub fn abstain(
     if kept.is_empty() {
         return (0.0, None);
     }
-    let truth: Vec<usize> = kept.iter().map(|&i| labels[i]).collect();
-    let pred: Vec<usize> = kept.iter().map(|&i| top(&probs[i]).0).collect();
     (
         kept.len() as f64 / probs.len() as f64,
-        Some(crate::metrics::compute(&truth, &pred, classes).ua),
+        Some(ua_of(probs, labels, classes, &kept)),
     )
 }
 

@@ -162,12 +162,10 @@ fn windows(
     // Absolute index of audio[0]; next window start.
     let (mut off, mut next) = (0usize, 0usize);
     let mut group = Vec::with_capacity(batch);
-    let mut any = false;
     loop {
         let more = src.next(&mut audio)?;
         while next + win <= off + audio.len() {
             group.push((next, audio[next - off..next - off + win].to_vec()));
-            any = true;
             next += hop;
             if group.len() == batch {
                 each(std::mem::take(&mut group))?;
@@ -182,7 +180,8 @@ fn windows(
             break;
         }
     }
-    if !any {
+    if next == 0 {
+        // Shorter than one window: that window, padded with silence.
         let mut y = audio;
         y.resize(win, 0.0);
         group.push((0, y));
@@ -224,7 +223,8 @@ pub fn timeline(run: &Path, file: &Path, out: &Path, opts: &TimelineOptions) -> 
         }
         Ok(feats)
     };
-    let silent = |y: &[f32]| opts.skip_silence && (level_db(y) as f64) < opts.silence_db;
+    let silent_at = |db: f32| opts.skip_silence && (db as f64) < opts.silence_db;
+    let silent = |y: &[f32]| silent_at(level_db(y));
     // Pass 1, for speaker-normalised models: the recording's own statistics.
     let file_norm: Option<Arc<Normalizer>> = if lr.model.normalize() == NormMode::Speaker {
         let mut st = FrameStats::new(fx.n_features());
@@ -250,7 +250,10 @@ pub fn timeline(run: &Path, file: &Path, out: &Path, opts: &TimelineOptions) -> 
     let duration = windows(file, rate, win, hop, opts.batch, |group| {
         let scored: Vec<(usize, f32, Option<Result<Vec<f32>>>)> = group
             .par_iter()
-            .map(|(start, y)| (*start, level_db(y), (!silent(y)).then(|| features(y))))
+            .map(|(start, y)| {
+                let db = level_db(y);
+                (*start, db, (!silent_at(db)).then(|| features(y)))
+            })
             .collect();
         let mut clips = Vec::new();
         let mut windows = Vec::with_capacity(scored.len());

@@ -101,13 +101,9 @@ impl Audio {
     /// Mix down to mono by averaging channels (librosa's `to_mono`).
     pub fn to_mono(&self) -> Vec<f32> {
         let ch = self.channels.max(1) as usize;
-        if ch == 1 {
-            return self.samples.clone();
-        }
-        self.samples
-            .chunks_exact(ch)
-            .map(|f| f.iter().sum::<f32>() / ch as f32)
-            .collect()
+        let mut out = Vec::with_capacity(self.samples.len() / ch);
+        mix_to_mono(&self.samples, ch, &mut out);
+        out
     }
 
     /// Largest absolute sample value.
@@ -151,10 +147,21 @@ pub(crate) fn check_format(bytes: &[u8]) -> Result<(), AudioError> {
     Ok(())
 }
 
-fn decode_checked(bytes: &[u8]) -> Result<Audio, AudioError> {
-    let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(header_error)?;
-    let spec = reader.spec();
-    let declared = reader.len() as usize;
+/// Append the channel average of interleaved `samples` (`ch` channels) to `out`.
+pub(crate) fn mix_to_mono(samples: &[f32], ch: usize, out: &mut Vec<f32>) {
+    if ch <= 1 {
+        out.extend_from_slice(samples);
+    } else {
+        out.extend(
+            samples
+                .chunks_exact(ch)
+                .map(|f| f.iter().sum::<f32>() / ch as f32),
+        );
+    }
+}
+
+/// Whether the samples are floats; float samples other than 32-bit are refused.
+pub(crate) fn float_samples(spec: &hound::WavSpec) -> Result<bool, AudioError> {
     let is_float = spec.sample_format == hound::SampleFormat::Float;
     if is_float && spec.bits_per_sample != 32 {
         return Err(AudioError::Unsupported(format!(
@@ -162,6 +169,19 @@ fn decode_checked(bytes: &[u8]) -> Result<Audio, AudioError> {
             spec.bits_per_sample
         )));
     }
+    Ok(is_float)
+}
+
+/// The factor that maps `bits`-bit integer samples onto [-1, 1) (`x / 2^(bits-1)`).
+pub(crate) fn int_scale(bits: u16) -> f32 {
+    1.0 / (1u64 << (bits - 1)) as f32
+}
+
+fn decode_checked(bytes: &[u8]) -> Result<Audio, AudioError> {
+    let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(header_error)?;
+    let spec = reader.spec();
+    let declared = reader.len() as usize;
+    let is_float = float_samples(&spec)?;
     // The cursor sits right after the data chunk's header ("data", u32 length).
     let start = reader.into_inner().position() as usize;
     let width = spec.bits_per_sample as usize / 8;
@@ -183,7 +203,7 @@ fn decode_checked(bytes: &[u8]) -> Result<Audio, AudioError> {
         if is_float {
             collect(reader.into_samples::<f32>(), declared, |x| x)?
         } else {
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            let scale = int_scale(spec.bits_per_sample);
             collect(reader.into_samples::<i32>(), declared, |x| x as f32 * scale)?
         }
     };

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use super::{check_format, header_error, AudioError};
+use super::{check_format, float_samples, header_error, int_scale, mix_to_mono, AudioError};
 
 /// Where the samples come from: the raw data chunk (whole-byte PCM and float, converted a
 /// block at a time as [`super::decode_wav`] converts them), or hound's sample iterator.
@@ -16,7 +16,6 @@ enum Samples {
         width: usize,
         is_float: bool,
         bytes: Vec<u8>,
-        values: Vec<f32>,
     },
     Iter(Box<dyn Iterator<Item = hound::Result<f32>>>),
 }
@@ -40,13 +39,7 @@ impl WavStream {
             .map_err(header_error)?;
         let spec = reader.spec();
         let frames = reader.duration() as usize;
-        let is_float = spec.sample_format == hound::SampleFormat::Float;
-        if is_float && spec.bits_per_sample != 32 {
-            return Err(AudioError::Unsupported(format!(
-                "{}-bit float",
-                spec.bits_per_sample
-            )));
-        }
+        let is_float = float_samples(&spec)?;
         let samples = if spec.bits_per_sample % 8 == 0 && spec.bits_per_sample <= 32 {
             Samples::Raw {
                 // hound leaves the reader at the first byte of the data chunk.
@@ -54,12 +47,11 @@ impl WavStream {
                 width: spec.bits_per_sample as usize / 8,
                 is_float,
                 bytes: Vec::new(),
-                values: Vec::new(),
             }
         } else if is_float {
             Samples::Iter(Box::new(reader.into_samples::<f32>()))
         } else {
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            let scale = int_scale(spec.bits_per_sample);
             Samples::Iter(Box::new(
                 reader
                     .into_samples::<i32>()
@@ -90,14 +82,12 @@ impl WavStream {
         let want = max.min(self.frames - self.read);
         let (declared, done) = (self.frames * ch, self.read * ch);
         let truncated = |found: usize| AudioError::Truncated { declared, found };
-        let mut interleaved = Vec::new();
-        let values: &[f32] = match &mut self.samples {
+        let values: Vec<f32> = match &mut self.samples {
             Samples::Raw {
                 reader,
                 width,
                 is_float,
                 bytes,
-                values,
             } => {
                 bytes.resize(want * ch * *width, 0);
                 let mut got = 0;
@@ -107,33 +97,24 @@ impl WavStream {
                         n => got += n,
                     }
                 }
-                *values = super::convert_pcm(bytes, *width, *is_float);
-                values
+                super::convert_pcm(bytes, *width, *is_float)
             }
             Samples::Iter(it) => {
-                interleaved.reserve(want * ch);
+                let mut interleaved = Vec::with_capacity(want * ch);
                 for n in 0..want * ch {
                     match it.next() {
                         Some(Ok(x)) => interleaved.push(x),
                         _ => return Err(truncated(done + n)),
                     }
                 }
-                &interleaved
+                interleaved
             }
         };
         if let Some(i) = values.iter().position(|x| !x.is_finite()) {
             return Err(AudioError::NonFinite { index: done + i });
         }
         out.reserve(want);
-        if ch == 1 {
-            out.extend_from_slice(values);
-        } else {
-            out.extend(
-                values
-                    .chunks_exact(ch)
-                    .map(|f| f.iter().sum::<f32>() / ch as f32),
-            );
-        }
+        mix_to_mono(&values, ch, out);
         self.read += want;
         Ok(want)
     }

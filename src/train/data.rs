@@ -290,11 +290,6 @@ impl FrameStats {
         }
     }
 
-    /// Frames added so far.
-    pub fn frames(&self) -> usize {
-        self.n
-    }
-
     /// Per-bin mean and population standard deviation (at least 1e-5).
     pub fn finish(&self) -> Normalizer {
         let n = self.n.max(1) as f64;

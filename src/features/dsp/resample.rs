@@ -289,17 +289,14 @@ pub struct StreamResampler {
     q: usize,
     margin: usize,
     chunk: usize,
-    /// Input from absolute index `base` (negative: leading zeros).
+    /// Input not yet consumed, after `margin` leading zeros at the start.
     buf: Vec<f32>,
-    base: i64,
     seen: usize,
     emitted: usize,
 }
 
 impl StreamResampler {
     pub fn new(from_sr: u32, to_sr: u32) -> Result<Option<StreamResampler>, DspError> {
-        let g = gcd(from_sr as u64, to_sr as u64).max(1);
-        let (p, q) = ((from_sr as u64 / g) as usize, (to_sr as u64 / g) as usize);
         if from_sr == to_sr {
             return Ok(Some(StreamResampler {
                 inner: None,
@@ -308,14 +305,17 @@ impl StreamResampler {
                 margin: 0,
                 chunk: 1,
                 buf: Vec::new(),
-                base: 0,
                 seen: 0,
                 emitted: 0,
             }));
         }
-        if q > MAX_RATIONAL_PHASES || from_sr == 0 || to_sr == 0 {
+        if from_sr == 0 || to_sr == 0 {
             return Ok(None);
         }
+        let Some(Mode::Rational { p, q }) = rational_mode(from_sr as f64, to_sr as f64) else {
+            return Ok(None);
+        };
+        let (p, q) = (p as usize, q as usize);
         let r = SincResampler::new(from_sr as f64, to_sr as f64)?;
         let margin = p * SINC_LEN.div_ceil(p);
         // About ten seconds of input per block, a whole number of periods.
@@ -327,7 +327,6 @@ impl StreamResampler {
             margin,
             chunk,
             buf: vec![0.0; margin],
-            base: -(margin as i64),
             seen: 0,
             emitted: 0,
         }))
@@ -349,7 +348,6 @@ impl StreamResampler {
             out.extend_from_slice(&local[a..b]);
             self.emitted += b - a;
             self.buf.drain(..c);
-            self.base += c as i64;
         }
     }
 
