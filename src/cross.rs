@@ -248,10 +248,13 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
             "two experiments are named `{c}`: give one another name (--set name=…)"
         );
     }
-    // Clips and labels of each corpus (no features yet).
+    // Clips and labels of each corpus (no features yet); each corpus is scanned once.
+    let mut scans = Vec::new();
     let mut preps = Vec::new();
     for e in exps {
-        preps.push(runner::prepare_with(e, progress, false)?);
+        let all = runner::load_corpus(e, &e.corpus.path, progress)?;
+        preps.push(runner::prepare_from(e, all.clone(), progress, false)?);
+        scans.push(all);
     }
     let classes: Vec<Vec<String>> = preps.iter().map(|p| p.classes.clone()).collect();
     let labels = shared_labels(&classes);
@@ -281,10 +284,10 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
     // Each corpus on the shared labels, within-corpus.
     let label_value = serde_yaml::to_value(&labels).expect("labels serialise");
     let mut variants = Vec::new();
-    for e in exps {
+    for (e, all) in exps.iter().zip(scans) {
         let mut v = e.with(&[("corpus.labels".to_string(), label_value.clone())])?;
         v.name = format!("{name}-{}", e.name);
-        let prep = runner::prepare(&v, progress)?;
+        let prep = runner::prepare_from(&v, all, progress, true)?;
         if progress {
             eprintln!(
                 "{}: {} clips on {} shared labels",

@@ -101,6 +101,16 @@ pub fn prepare(exp: &Experiment, progress: bool) -> Result<Prepared> {
 /// features exist.
 pub fn prepare_with(exp: &Experiment, progress: bool, features: bool) -> Result<Prepared> {
     let all = load_corpus(exp, &exp.corpus.path, progress)?;
+    prepare_from(exp, all, progress, features)
+}
+
+/// [`prepare_with`] on clips already scanned from `exp.corpus.path` ([`load_corpus`]).
+pub fn prepare_from(
+    exp: &Experiment,
+    all: Vec<ClipRecord>,
+    progress: bool,
+    features: bool,
+) -> Result<Prepared> {
     if all.is_empty() {
         return Err(exp
             .error(
@@ -294,13 +304,21 @@ pub struct RunOutcome {
     pub error: Option<String>,
 }
 
-/// The folder of a run.
-pub fn run_dir(exp: &Experiment, trial: Option<&str>, fold: usize, seed: u64) -> RunDir {
-    let name = match trial {
+/// The folder name of a run.
+pub fn run_name(trial: Option<&str>, fold: usize, seed: u64) -> String {
+    match trial {
         Some(t) => format!("{t}-fold{fold}-seed{seed}"),
         None => format!("fold{fold}-seed{seed}"),
-    };
-    RunDir::new(exp.results.join(&exp.name).join(name))
+    }
+}
+
+/// The folder of a run.
+pub fn run_dir(exp: &Experiment, trial: Option<&str>, fold: usize, seed: u64) -> RunDir {
+    RunDir::new(
+        exp.results
+            .join(&exp.name)
+            .join(run_name(trial, fold, seed)),
+    )
 }
 
 /// The runs of `exp` in the order they are run: (fold, seed, split seed) for every seed, then
@@ -1102,10 +1120,12 @@ pub struct FilePrediction {
 
 /// The temperature a run fitted on its validation speakers (1 for runs from before it was).
 pub fn run_temperature(run: &Path) -> f64 {
-    RunDir::new(run)
-        .metrics()
-        .ok()
-        .and_then(|m| m.temperature)
+    temperature_of(RunDir::new(run).metrics().ok().as_ref())
+}
+
+/// The temperature in a run's metrics (1 without metrics or for runs from before it was fitted).
+fn temperature_of(m: Option<&RunMetrics>) -> f64 {
+    m.and_then(|m| m.temperature)
         .filter(|t| t.is_finite() && *t > 0.0)
         .unwrap_or(1.0)
 }
@@ -1137,6 +1157,7 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
     // The readable files are scored together (with windows, each file whole, window by
     // window). A `normalize: speaker` model treats them as one speaker's clips.
     let good: Vec<usize> = (0..files.len()).filter(|&i| features[i].is_ok()).collect();
+    let metrics = RunDir::new(run).metrics().ok();
     let mut probs: Vec<Option<(Vec<f32>, usize)>> = vec![None; files.len()];
     if !good.is_empty() {
         let clips: Vec<Vec<f32>> = good
@@ -1147,15 +1168,12 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
         let (p, pred) = lr.model.predict(&ds)?;
         // Calibrated on the run's validation speakers (temperature scaling; the prediction is
         // the same, the probabilities are the calibrated ones).
-        let t = run_temperature(run);
+        let t = temperature_of(metrics.as_ref());
         for ((&i, pr), c) in good.iter().zip(p).zip(pred) {
             probs[i] = Some((crate::calibration::scale(&pr, t), c));
         }
     }
-    let threshold = RunDir::new(run)
-        .metrics()
-        .ok()
-        .and_then(|m| m.abstain_entropy);
+    let threshold = metrics.and_then(|m| m.abstain_entropy);
     Ok(files
         .iter()
         .zip(features)

@@ -116,6 +116,9 @@ pub fn progress_bar(len: u64, what: &str, show: bool) -> ProgressBar {
 /// A line above a bar (`bar.println` on a terminal; a plain stderr line otherwise, where the
 /// bar's own lines are rate-limited and would swallow it).
 pub fn bar_println(bar: &ProgressBar, line: impl AsRef<str>) {
+    if bar.is_hidden() {
+        return; // --quiet
+    }
     if plain_progress() {
         eprintln!("{}", line.as_ref());
     } else {

@@ -93,11 +93,7 @@ impl Plan {
         if !p.exists() {
             return Ok(None);
         }
-        let text =
-            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-        Ok(Some(serde_json::from_str(&text).with_context(|| {
-            format!("{}: not an emolab plan", p.display())
-        })?))
+        crate::results::read_json(&p).map(Some)
     }
 
     pub fn write(&self, exp_dir: &Path) -> Result<()> {
@@ -176,14 +172,9 @@ impl Work {
             };
             let trial_id = t.map(|x| x.1.id.as_str());
             for (fold, seed, _) in runner::planned_runs(&e, prep)? {
-                let dir = runner::run_dir(&e, trial_id, fold.index, seed);
                 tasks.push(Task {
                     index: tasks.len(),
-                    run: dir
-                        .dir
-                        .file_name()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
+                    run: runner::run_name(trial_id, fold.index, seed),
                     trial: t.map(|x| x.0),
                     trial_id: trial_id.map(str::to_string),
                     fold: fold.index,

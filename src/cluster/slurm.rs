@@ -207,6 +207,15 @@ pub struct JobState {
 }
 
 impl JobState {
+    /// A job `scontrol` no longer reports (finished long ago, or purged).
+    fn unknown(job: String) -> JobState {
+        JobState {
+            job,
+            state: "UNKNOWN".into(),
+            reason: "no longer known to Slurm".into(),
+        }
+    }
+
     /// Pending or running: the task will still do something.
     pub fn active(&self) -> bool {
         state_active(&self.state)
@@ -347,20 +356,19 @@ impl Jobs {
                         .filter_map(|(i, s)| Some((i?, s)))
                         .collect();
                     for &i in &r.tasks {
-                        let s = known.get(&i).cloned().unwrap_or_else(|| JobState {
-                            job: format!("{}_{i}", r.id),
-                            state: "UNKNOWN".into(),
-                            reason: "no longer known to Slurm".into(),
-                        });
+                        let s = known
+                            .get(&i)
+                            .cloned()
+                            .unwrap_or_else(|| JobState::unknown(format!("{}_{i}", r.id)));
                         tasks.insert(i, s);
                     }
                 }
                 role => {
-                    let s = states.into_iter().next().map(|x| x.1).unwrap_or(JobState {
-                        job: r.id.clone(),
-                        state: "UNKNOWN".into(),
-                        reason: "no longer known to Slurm".into(),
-                    });
+                    let s = states
+                        .into_iter()
+                        .next()
+                        .map(|x| x.1)
+                        .unwrap_or_else(|| JobState::unknown(r.id.clone()));
                     others.push((role, s));
                 }
             }

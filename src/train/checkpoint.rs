@@ -47,17 +47,13 @@ pub struct Progress {
 
 /// The progress of the run in `dir`, if it wrote one.
 pub fn read_progress(dir: &Path) -> Option<Progress> {
-    let text = std::fs::read_to_string(dir.join(PROGRESS)).ok()?;
-    serde_json::from_str(&text).ok()
+    crate::results::read_json(&dir.join(PROGRESS)).ok()
 }
 
 pub(crate) fn write_progress(dir: &Path, p: &Progress) -> Result<(), TrainError> {
-    let text = serde_json::to_string_pretty(p).expect("serialisable");
-    crate::util::atomic_write_bytes(&dir.join(PROGRESS), text.as_bytes()).map_err(|e| {
-        TrainError::Checkpoint {
-            path: dir.join(PROGRESS).display().to_string(),
-            message: format!("{e:#}"),
-        }
+    crate::results::write_json(&dir.join(PROGRESS), p).map_err(|e| TrainError::Checkpoint {
+        path: dir.join(PROGRESS).display().to_string(),
+        message: format!("{e:#}"),
     })
 }
 
