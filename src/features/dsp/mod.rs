@@ -47,7 +47,7 @@ pub mod mel;
 pub mod mfcc;
 pub mod params;
 pub mod resample;
-mod simd;
+pub(crate) mod simd;
 pub mod spectrogram;
 pub mod stft;
 pub mod stretch;

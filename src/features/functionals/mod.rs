@@ -27,7 +27,7 @@ pub mod stats;
 
 use serde::{Deserialize, Serialize};
 
-use pitch::PitchParams;
+use pitch::{PitchParams, PitchTracker};
 use spectral::SpectralAnalyzer;
 
 /// Version of the descriptor definitions, part of the cache key of functionals pipelines: bump
@@ -154,6 +154,7 @@ pub struct Functionals {
     hop: usize,
     spectral: SpectralAnalyzer,
     pitch: PitchParams,
+    tracker: PitchTracker,
     formants: Option<formants::FormantAnalyzer>,
 }
 
@@ -162,18 +163,20 @@ impl Functionals {
         let sr = sample_rate as f32;
         let frame = (spec.frame_s * sr).round() as usize;
         let hop = ((spec.hop_s * sr).round() as usize).max(1);
+        let pitch = PitchParams {
+            sample_rate: sr,
+            frame: (spec.pitch_frame_s * sr).round() as usize,
+            hop,
+            fmin: spec.fmin,
+            fmax: spec.fmax,
+        };
         Functionals {
             spec: spec.clone(),
             sample_rate: sr,
             hop,
             spectral: SpectralAnalyzer::new(sr, frame, spec.mfcc),
-            pitch: PitchParams {
-                sample_rate: sr,
-                frame: (spec.pitch_frame_s * sr).round() as usize,
-                hop,
-                fmin: spec.fmin,
-                fmax: spec.fmax,
-            },
+            pitch,
+            tracker: PitchTracker::new(&pitch),
             formants: spec.formants.then(|| {
                 formants::FormantAnalyzer::new(sr, (spec.pitch_frame_s * sr).round() as usize)
             }),
@@ -238,7 +241,7 @@ impl Functionals {
         let duration = (y.len() as f32 / self.sample_rate).max(dt);
         let mut out = Vec::with_capacity(self.len());
         // F0 in semitones over voiced runs.
-        let track = pitch::track(y, &self.pitch);
+        let track = self.tracker.track(y);
         let voiced: Vec<bool> = track.iter().map(|f| f.voiced).collect();
         let mut segments: Vec<Vec<f32>> = Vec::new();
         let mut prev = false;

@@ -127,31 +127,53 @@ fn autocorr_at(x: &[f32], k: usize) -> f32 {
     }
 }
 
-/// Track a whole signal: one [`PitchFrame`] per frame (see [`frame_starts`]). F0 and voicing
-/// come from pYIN ([`super::pyin`], `librosa.pyin`'s algorithm); HNR, jitter and shimmer are
-/// measured on each voiced frame at its period.
+/// Track a whole signal: one [`PitchFrame`] per frame (see [`frame_starts`]), with a tracker
+/// planned for this call (see [`PitchTracker`] to plan once for many signals).
 pub fn track(y: &[f32], p: &PitchParams) -> Vec<PitchFrame> {
-    let decoded = super::pyin::Pyin::new(p.sample_rate, p.frame, p.hop, p.fmin, p.fmax).track(y);
-    let starts = frame_starts(y.len(), p.frame, p.hop);
-    decoded
-        .iter()
-        .zip(&starts)
-        .map(|(d, &s)| {
-            if !d.voiced {
-                return PitchFrame::default();
-            }
-            let x = frame_of(y, s, p.frame);
-            let peaks = cycle_peaks(&x, d.period);
-            let js = jitter_shimmer(&x, &peaks);
-            PitchFrame {
-                f0: d.f0,
-                voiced: true,
-                hnr_db: hnr_db(autocorr_at(&x, d.period.round() as usize)),
-                jitter: js.map(|v| v.0),
-                shimmer_db: js.map(|v| v.1),
-            }
-        })
-        .collect()
+    PitchTracker::new(p).track(y)
+}
+
+/// A planned tracker (thread-shareable): F0 and voicing from pYIN ([`super::pyin`],
+/// `librosa.pyin`'s algorithm); HNR, jitter and shimmer measured on each voiced frame at its
+/// period.
+pub struct PitchTracker {
+    params: PitchParams,
+    pyin: super::pyin::Pyin,
+}
+
+impl PitchTracker {
+    pub fn new(p: &PitchParams) -> PitchTracker {
+        PitchTracker {
+            params: *p,
+            pyin: super::pyin::Pyin::new(p.sample_rate, p.frame, p.hop, p.fmin, p.fmax),
+        }
+    }
+
+    /// One [`PitchFrame`] per frame of `y` (see [`frame_starts`]).
+    pub fn track(&self, y: &[f32]) -> Vec<PitchFrame> {
+        let p = &self.params;
+        let decoded = self.pyin.track(y);
+        let starts = frame_starts(y.len(), p.frame, p.hop);
+        decoded
+            .iter()
+            .zip(&starts)
+            .map(|(d, &s)| {
+                if !d.voiced {
+                    return PitchFrame::default();
+                }
+                let x = frame_of(y, s, p.frame);
+                let peaks = cycle_peaks(&x, d.period);
+                let js = jitter_shimmer(&x, &peaks);
+                PitchFrame {
+                    f0: d.f0,
+                    voiced: true,
+                    hnr_db: hnr_db(autocorr_at(&x, d.period.round() as usize)),
+                    jitter: js.map(|v| v.0),
+                    shimmer_db: js.map(|v| v.1),
+                }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,18 @@
 //! transitions and a 1 % voicing switch probability. The decoded F0 is the pitch bin's centre.
 //!
 //! Frames are `frame` samples, `hop` apart, not centred (`librosa.pyin(..., center=False)`).
+//!
+//! The search is librosa's, state for state; what differs is the arithmetic's layout. The
+//! difference function's autocorrelation uses the shortest fast FFT that holds a frame and its
+//! largest lag without wrapping (2^a·3^b samples), the threshold prior is summed per trough over
+//! the thresholds it lies below, and the Viterbi band maximum runs along the pitch bins, blocked
+//! in registers, vectorised (AVX2 when the CPU has it, [`band_max`]).
 
 use std::sync::Arc;
 
 use realfft::{RealFftPlanner, RealToComplex};
+
+use crate::features::dsp::simd::avx2_dispatch;
 
 /// `librosa.pyin` defaults beyond the frame, hop and F0 range.
 const N_THRESHOLDS: usize = 100;
@@ -28,7 +36,10 @@ pub struct PyinFrame {
     pub period: f32,
 }
 
-/// A planned pYIN tracker for one frame length, hop, rate and F0 range.
+/// One frame's observation: the voiced candidates `(bin, probability, period)`.
+type Candidates = Vec<(usize, f64, f64)>;
+
+/// A planned pYIN tracker for one frame length, hop, rate and F0 range (thread-shareable).
 pub struct Pyin {
     sr: f64,
     frame: usize,
@@ -40,9 +51,14 @@ pub struct Pyin {
     fft: Arc<dyn RealToComplex<f64>>,
     ifft: Arc<dyn realfft::ComplexToReal<f64>>,
     beta_probs: Vec<f64>,
+    /// `e^(−λk)` of the Boltzmann prior (λ = 2) for k = 0..=the number of possible troughs.
+    decay: Vec<f64>,
     n_bins: usize,
-    /// Triangular transition weights of a pitch bin to its neighbours (row-normalised per bin).
-    width: usize,
+    /// Half the pitch transition band, in bins.
+    half: usize,
+    /// `log P(bj + k − half → bj)` at `[k · n_bins + bj]` for band offset k (triangular weights
+    /// row-normalised over each source bin's band; −∞ where the source is out of range).
+    trans: Vec<f64>,
 }
 
 /// Regularised incomplete beta `I_x(a, b)` for positive integers: `P(Binomial(a+b-1, x) ≥ a)`.
@@ -65,9 +81,50 @@ fn beta_cdf(x: f64, a: u32, b: u32) -> f64 {
     1.0 - below
 }
 
-/// `scipy.stats.boltzmann.pmf(k, λ, n)`.
+/// `scipy.stats.boltzmann.pmf(k, λ, n)` (the tracker evaluates it from [`Pyin`]'s table).
+#[cfg(test)]
 fn boltzmann(k: usize, lambda: f64, n: usize) -> f64 {
     (1.0 - (-lambda).exp()) * (-lambda * k as f64).exp() / (1.0 - (-lambda * n as f64).exp())
+}
+
+/// The smallest `2^a · 3^b ≥ n` (a ≥ 1): an FFT length rustfft handles fast.
+fn fast_len(n: usize) -> usize {
+    let mut best = n.next_power_of_two().max(2);
+    let mut p3 = 1;
+    while p3 < best {
+        let mut m = 2 * p3;
+        while m < n {
+            m *= 2;
+        }
+        best = best.min(m);
+        p3 *= 3;
+    }
+    best
+}
+
+/// The first threshold index `t` (thresholds `(t + 1) / 100`) that `v` lies below;
+/// [`N_THRESHOLDS`] when it is below none (or NaN).
+fn first_threshold(v: f64) -> usize {
+    let thr = |t: usize| (t + 1) as f64 / N_THRESHOLDS as f64;
+    let mut t = ((v * N_THRESHOLDS as f64).floor().max(0.0) as usize).min(N_THRESHOLDS);
+    while t > 0 && v < thr(t - 1) {
+        t -= 1;
+    }
+    while t < N_THRESHOLDS && !(v < thr(t)) {
+        t += 1;
+    }
+    t
+}
+
+/// Per-call buffers of the difference function.
+struct Scratch {
+    x: Vec<f64>,
+    input: Vec<f64>,
+    spec: Vec<realfft::num_complex::Complex<f64>>,
+    acf: Vec<f64>,
+    fft: Vec<realfft::num_complex::Complex<f64>>,
+    ifft: Vec<realfft::num_complex::Complex<f64>>,
+    yin: Vec<f64>,
 }
 
 impl Pyin {
@@ -75,7 +132,7 @@ impl Pyin {
         let sr = sample_rate as f64;
         let min_period = (sr / fmax as f64).floor() as usize;
         let max_period = ((sr / fmin as f64).ceil() as usize).min(frame - 1);
-        let n_fft = (2 * frame).next_power_of_two();
+        let n_fft = fast_len(frame + max_period);
         let mut planner = RealFftPlanner::<f64>::new();
         let thresholds: Vec<f64> = (0..=N_THRESHOLDS)
             .map(|i| i as f64 / N_THRESHOLDS as f64)
@@ -89,6 +146,27 @@ impl Pyin {
             as usize
             + 1;
         let per_frame = (MAX_TRANSITION_RATE * 12.0 * hop as f64 / sr).round() as usize;
+        let width = per_frame * BINS_PER_SEMITONE + 1;
+        let half = width / 2;
+        // scipy's symmetric triangle of odd length w: 1 − |n − (w−1)/2| / ((w+1)/2).
+        let tri = |d: usize| -> f64 { 1.0 - d as f64 / ((width + 1) as f64 / 2.0) };
+        let row_sum: Vec<f64> = (0..n_bins)
+            .map(|i| {
+                let lo = i.saturating_sub(half);
+                let hi = (i + half).min(n_bins - 1);
+                (lo..=hi).map(|j| tri(i.abs_diff(j))).sum()
+            })
+            .collect();
+        let band = 2 * half + 1;
+        let mut trans = vec![f64::NEG_INFINITY; band * n_bins];
+        for k in 0..band {
+            for bj in 0..n_bins {
+                if let Some(bi) = (bj + k).checked_sub(half).filter(|&bi| bi < n_bins) {
+                    trans[k * n_bins + bj] =
+                        (tri(bi.abs_diff(bj)) / row_sum[bi] + f64::MIN_POSITIVE).ln();
+                }
+            }
+        }
         Pyin {
             sr,
             frame,
@@ -100,210 +178,208 @@ impl Pyin {
             fft: planner.plan_fft_forward(n_fft),
             ifft: planner.plan_fft_inverse(n_fft),
             beta_probs,
+            decay: (0..=max_period + 1)
+                .map(|k| (-BOLTZMANN * k as f64).exp())
+                .collect(),
             n_bins,
-            width: per_frame * BINS_PER_SEMITONE + 1,
+            half,
+            trans,
         }
     }
 
-    /// librosa's `_cumulative_mean_normalized_difference` for one frame, over periods
-    /// `min_period..=max_period`.
-    fn cmnd(&self, x: &[f64]) -> Vec<f64> {
-        let mut input = self.fft.make_input_vec();
-        input[..x.len()].copy_from_slice(x);
-        let mut spec = self.fft.make_output_vec();
+    fn scratch(&self) -> Scratch {
+        Scratch {
+            x: vec![0f64; self.frame],
+            input: self.fft.make_input_vec(),
+            spec: self.fft.make_output_vec(),
+            acf: self.ifft.make_output_vec(),
+            fft: self.fft.make_scratch_vec(),
+            ifft: self.ifft.make_scratch_vec(),
+            yin: Vec::with_capacity(self.max_period + 1),
+        }
+    }
+
+    /// librosa's `_cumulative_mean_normalized_difference` of `sc.x`, over periods
+    /// `min_period..=max_period`, into `sc.yin`.
+    fn cmnd(&self, sc: &mut Scratch) {
+        let x = &sc.x;
+        sc.input.fill(0.0);
+        sc.input[..x.len()].copy_from_slice(x);
         self.fft
-            .process(&mut input, &mut spec)
+            .process_with_scratch(&mut sc.input, &mut sc.spec, &mut sc.fft)
             .expect("planned sizes");
-        for c in spec.iter_mut() {
+        for c in sc.spec.iter_mut() {
             *c = realfft::num_complex::Complex::new(c.norm_sqr(), 0.0);
         }
-        let mut acf = self.ifft.make_output_vec();
         self.ifft
-            .process(&mut spec, &mut acf)
+            .process_with_scratch(&mut sc.spec, &mut sc.acf, &mut sc.ifft)
             .expect("planned sizes");
         let scale = 1.0 / self.n_fft as f64;
-        let acf: Vec<f64> = acf[..=self.max_period].iter().map(|v| v * scale).collect();
-        // d(k) = 2 (ACF(0) − ACF(k)) − Σ_{m<k} y(m)².
-        let mut cum = 0.0;
-        let mut d = vec![0f64; self.max_period + 1];
+        let acf0 = sc.acf[0] * scale;
+        // d(k) = 2 (ACF(0) − ACF(k)) − Σ_{m<k} y(m)², then d(k) over its running mean.
+        sc.yin.clear();
+        let (mut cum, mut run) = (0.0, 0.0);
         for k in 1..=self.max_period {
             cum += x[k - 1] * x[k - 1];
-            d[k] = 2.0 * (acf[0] - acf[k]) - cum;
-        }
-        let mut out = Vec::with_capacity(self.max_period + 1 - self.min_period);
-        let mut run = 0.0;
-        for k in 1..=self.max_period {
-            run += d[k];
+            let d = 2.0 * (acf0 - sc.acf[k] * scale) - cum;
+            run += d;
             if k >= self.min_period {
                 let mean = run / k as f64;
-                out.push(d[k] / (mean + f64::MIN_POSITIVE));
+                sc.yin.push(d / (mean + f64::MIN_POSITIVE));
             }
         }
-        out
+    }
+
+    /// The voiced candidates of one frame's difference function: its troughs with their
+    /// probabilities under the threshold and Boltzmann priors (those above 0).
+    fn candidates(&self, yin: &[f64]) -> Candidates {
+        let n = yin.len();
+        let nb = self.n_bins;
+        // Troughs: librosa.util.localmin, and index 0 when below index 1.
+        let troughs: Vec<usize> = (0..n)
+            .filter(|&i| {
+                if i == 0 {
+                    n > 1 && yin[0] < yin[1]
+                } else {
+                    yin[i] < yin[i - 1] && (i + 1 == n || yin[i] <= yin[i + 1])
+                }
+            })
+            .collect();
+        if troughs.is_empty() {
+            return Vec::new();
+        }
+        // Trough j lies below thresholds first[j]..; at threshold t, the troughs below it, in
+        // order, share boltzmann(pos, λ, count_t).
+        let first: Vec<usize> = troughs.iter().map(|&i| first_threshold(yin[i])).collect();
+        let mut count = [0usize; N_THRESHOLDS + 1];
+        for &f in &first {
+            count[f] += 1;
+        }
+        for t in 1..=N_THRESHOLDS {
+            count[t] += count[t - 1];
+        }
+        let c = 1.0 - self.decay[1];
+        let weight: Vec<f64> = (0..N_THRESHOLDS)
+            .map(|t| c / (1.0 - self.decay[count[t]]) * self.beta_probs[t])
+            .collect();
+        let mut before = [0usize; N_THRESHOLDS];
+        let mut probs: Vec<f64> = first
+            .iter()
+            .map(|&f| {
+                let mut p = 0.0;
+                for (b, &w) in before[f..].iter_mut().zip(&weight[f..]) {
+                    p += w * self.decay[*b];
+                    *b += 1;
+                }
+                p
+            })
+            .collect();
+        let global = (0..troughs.len())
+            .min_by(|&a, &b| yin[troughs[a]].total_cmp(&yin[troughs[b]]))
+            .expect("non-empty");
+        let not_below: f64 = self.beta_probs[..first[global]].iter().sum();
+        probs[global] += NO_TROUGH_PROB * not_below;
+        // Parabolic shifts (0 at the edges and where |b| ≥ |a|).
+        let shift = |i: usize| -> f64 {
+            if i == 0 || i + 1 >= n {
+                return 0.0;
+            }
+            let a = yin[i + 1] + yin[i - 1] - 2.0 * yin[i];
+            let b = (yin[i + 1] - yin[i - 1]) / 2.0;
+            if b.abs() >= a.abs() {
+                0.0
+            } else {
+                -b / a
+            }
+        };
+        troughs
+            .iter()
+            .zip(&probs)
+            .filter(|(_, &p)| p > 0.0)
+            .map(|(&i, &p)| {
+                let period = (self.min_period + i) as f64 + shift(i);
+                let f0 = self.sr / period;
+                let bin = (12.0 * BINS_PER_SEMITONE as f64 * (f0 / self.fmin).log2())
+                    .round()
+                    .clamp(0.0, nb as f64) as usize;
+                (bin, p, period)
+            })
+            .collect()
     }
 
     /// Track `y`: one frame per `hop` (the last frame ending within the signal; a signal
     /// shorter than a frame gives one zero-padded frame).
     pub fn track(&self, y: &[f32]) -> Vec<PyinFrame> {
         let starts = super::pitch::frame_starts(y.len(), self.frame, self.hop);
-        let nb = self.n_bins;
-        // Observation probabilities per frame: voiced bins (sparse) and the voiced mass.
-        let mut obs: Vec<Vec<(usize, f64, f64)>> = Vec::with_capacity(starts.len());
-        for &s in &starts {
-            let mut x = vec![0f64; self.frame];
-            for (i, v) in x.iter_mut().enumerate() {
-                if let Some(&a) = y.get(s + i) {
-                    *v = a as f64;
+        let mut sc = self.scratch();
+        let obs: Vec<Candidates> = starts
+            .iter()
+            .map(|&s| {
+                for (i, v) in sc.x.iter_mut().enumerate() {
+                    *v = y.get(s + i).map_or(0.0, |&a| a as f64);
                 }
-            }
-            let yin = self.cmnd(&x);
-            let n = yin.len();
-            // Parabolic shifts (0 at the edges and where |b| ≥ |a|).
-            let shift = |i: usize| -> f64 {
-                if i == 0 || i + 1 >= n {
-                    return 0.0;
-                }
-                let a = yin[i + 1] + yin[i - 1] - 2.0 * yin[i];
-                let b = (yin[i + 1] - yin[i - 1]) / 2.0;
-                if b.abs() >= a.abs() {
-                    0.0
-                } else {
-                    -b / a
-                }
-            };
-            // Troughs: librosa.util.localmin, and index 0 when below index 1.
-            let troughs: Vec<usize> = (0..n)
-                .filter(|&i| {
-                    if i == 0 {
-                        n > 1 && yin[0] < yin[1]
-                    } else {
-                        yin[i] < yin[i - 1] && (i + 1 == n || yin[i] <= yin[i + 1])
-                    }
-                })
-                .collect();
-            let mut cands = Vec::new();
-            if !troughs.is_empty() {
-                let mut probs = vec![0f64; troughs.len()];
-                for (t, &bp) in self.beta_probs.iter().enumerate() {
-                    let thr = (t + 1) as f64 / N_THRESHOLDS as f64;
-                    let below: Vec<usize> = (0..troughs.len())
-                        .filter(|&j| yin[troughs[j]] < thr)
-                        .collect();
-                    for (pos, &j) in below.iter().enumerate() {
-                        probs[j] += boltzmann(pos, BOLTZMANN, below.len()) * bp;
-                    }
-                }
-                let global = (0..troughs.len())
-                    .min_by(|&a, &b| yin[troughs[a]].total_cmp(&yin[troughs[b]]))
-                    .expect("non-empty");
-                let h = yin[troughs[global]];
-                let not_below: f64 = self
-                    .beta_probs
-                    .iter()
-                    .enumerate()
-                    .filter(|(t, _)| !(h < (t + 1) as f64 / N_THRESHOLDS as f64))
-                    .map(|(_, p)| p)
-                    .sum();
-                probs[global] += NO_TROUGH_PROB * not_below;
-                for (j, &i) in troughs.iter().enumerate() {
-                    if probs[j] > 0.0 {
-                        let period = (self.min_period + i) as f64 + shift(i);
-                        let f0 = self.sr / period;
-                        let bin = (12.0 * BINS_PER_SEMITONE as f64 * (f0 / self.fmin).log2())
-                            .round()
-                            .clamp(0.0, nb as f64) as usize;
-                        cands.push((bin, probs[j], period));
-                    }
-                }
-            }
-            obs.push(cands);
-        }
+                self.cmnd(&mut sc);
+                self.candidates(&sc.yin)
+            })
+            .collect();
         self.decode(&obs)
     }
 
     /// Viterbi over `2 × n_bins` states (voiced bins, then unvoiced bins).
-    fn decode(&self, obs: &[Vec<(usize, f64, f64)>]) -> Vec<PyinFrame> {
+    fn decode(&self, obs: &[Candidates]) -> Vec<PyinFrame> {
         let nb = self.n_bins;
         let ns = 2 * nb;
+        let half = self.half;
         let tiny = f64::MIN_POSITIVE;
-        // Row-normalised triangular transitions within the band |i − j| ≤ width / 2.
-        let half = self.width / 2;
-        let tri = |d: usize| -> f64 {
-            // scipy's symmetric triangle of odd length w: 1 − |n − (w−1)/2| / ((w+1)/2).
-            1.0 - d as f64 / ((self.width + 1) as f64 / 2.0)
-        };
-        let row_sum: Vec<f64> = (0..nb)
-            .map(|i| {
-                let lo = i.saturating_sub(half);
-                let hi = (i + half).min(nb - 1);
-                (lo..=hi).map(|j| tri(i.abs_diff(j))).sum()
-            })
-            .collect();
         let log_stay = (1.0 - SWITCH_PROB + tiny).ln();
         let log_switch = (SWITCH_PROB + tiny).ln();
-        let mut delta = vec![(1.0 / ns as f64 + tiny).ln(); ns];
         let log_zero = tiny.ln();
-        let emit = |cands: &[(usize, f64, f64)]| -> Vec<f64> {
-            // Voiced bins without a candidate have probability 0; unvoiced bins share the rest.
-            let mut p = vec![0f64; nb];
+        let mut delta = vec![(1.0 / ns as f64 + tiny).ln(); ns];
+        // Emission log-probabilities: voiced bins without a candidate have probability 0;
+        // unvoiced bins share the rest.
+        let mut e = vec![0f64; ns];
+        let mut p = vec![0f64; nb];
+        let mut emit = |cands: &Candidates, e: &mut [f64]| {
+            p.fill(0.0);
             for &(b, prob, _) in cands {
                 if b < nb {
                     p[b] = prob;
                 }
             }
             let voiced: f64 = p.iter().sum::<f64>().clamp(0.0, 1.0);
-            let mut e = vec![log_zero; ns];
-            for (b, &v) in p.iter().enumerate() {
-                if v > 0.0 {
-                    e[b] = (v + tiny).ln();
-                }
+            for (e, &v) in e.iter_mut().zip(&p) {
+                *e = if v > 0.0 { (v + tiny).ln() } else { log_zero };
             }
-            let unvoiced = ((1.0 - voiced) / nb as f64 + tiny).ln();
-            e[nb..].fill(unvoiced);
-            e
+            e[nb..].fill(((1.0 - voiced) / nb as f64 + tiny).ln());
         };
         let t_len = obs.len();
-        let mut back = vec![vec![0u32; ns]; t_len];
+        let mut back = vec![0u32; t_len * ns];
         if let Some(first) = obs.first() {
-            let e = emit(first);
-            for (d, v) in delta.iter_mut().zip(e) {
+            emit(first, &mut e);
+            for (d, v) in delta.iter_mut().zip(&e) {
                 *d += v;
             }
         }
-        // Per target bin, log P(bi → bj) for the source bins of its band, contiguous.
-        let band = 2 * half + 1;
-        let mut into = vec![f64::NEG_INFINITY; nb * band];
-        for bj in 0..nb {
-            let lo = bj.saturating_sub(half);
-            for bi in lo..=(bj + half).min(nb - 1) {
-                into[bj * band + bi - lo] = (tri(bi.abs_diff(bj)) / row_sum[bi] + tiny).ln();
-            }
-        }
+        // The previous frame's scores of one voicing block, with `half` −∞ on either side.
+        let mut padded = vec![f64::NEG_INFINITY; nb + 2 * half];
         // The best source of each block (voiced, unvoiced) for every target bin: the voicing
         // switch cost depends only on the two blocks, so it is added after the band maximum.
         let mut best = [vec![0f64; nb], vec![0f64; nb]];
-        let mut arg = [vec![0usize; nb], vec![0usize; nb]];
+        let mut arg = [vec![0f64; nb], vec![0f64; nb]];
+        let source = |bj: usize, k: f64| bj + k as usize - half;
+        let mut next = vec![0f64; ns];
         for t in 1..t_len {
-            let e = emit(&obs[t]);
+            emit(&obs[t], &mut e);
             for v in 0..2 {
-                let src = &delta[v * nb..(v + 1) * nb];
-                for bj in 0..nb {
-                    let lo = bj.saturating_sub(half);
-                    let hi = (bj + half).min(nb - 1);
-                    let w = &into[bj * band..bj * band + hi - lo + 1];
-                    let (mut m, mut a) = (f64::NEG_INFINITY, lo);
-                    for (k, (&d, &l)) in src[lo..=hi].iter().zip(w).enumerate() {
-                        let s = d + l;
-                        if s > m {
-                            m = s;
-                            a = lo + k;
-                        }
-                    }
-                    best[v][bj] = m;
-                    arg[v][bj] = a;
+                padded[half..half + nb].copy_from_slice(&delta[v * nb..(v + 1) * nb]);
+                best[v].fill(f64::NEG_INFINITY);
+                for (bj, a) in arg[v].iter_mut().enumerate() {
+                    // The first source in range, as if every score were −∞.
+                    *a = half.saturating_sub(bj) as f64;
                 }
+                band_max(&padded, &self.trans, &mut best[v], &mut arg[v]);
             }
-            let mut next = vec![f64::NEG_INFINITY; ns];
+            let back_t = &mut back[t * ns..(t + 1) * ns];
             for vj in 0..2 {
                 let (sw0, sw1) = if vj == 0 {
                     (log_stay, log_switch)
@@ -314,15 +390,15 @@ impl Pyin {
                     let (s0, s1) = (best[0][bj] + sw0, best[1][bj] + sw1);
                     let j = vj * nb + bj;
                     let (s, from) = if s0 >= s1 {
-                        (s0, arg[0][bj])
+                        (s0, source(bj, arg[0][bj]))
                     } else {
-                        (s1, nb + arg[1][bj])
+                        (s1, nb + source(bj, arg[1][bj]))
                     };
                     next[j] = s + e[j];
-                    back[t][j] = from as u32;
+                    back_t[j] = from as u32;
                 }
             }
-            delta = next;
+            std::mem::swap(&mut delta, &mut next);
         }
         let mut state = (0..ns)
             .max_by(|&a, &b| delta[a].total_cmp(&delta[b]).then(b.cmp(&a)))
@@ -331,7 +407,7 @@ impl Pyin {
         for t in (0..t_len).rev() {
             states[t] = state;
             if t > 0 {
-                state = back[t][state] as usize;
+                state = back[t * ns + state] as usize;
             }
         }
         states
@@ -359,6 +435,61 @@ impl Pyin {
     }
 }
 
+avx2_dispatch! {
+    /// The band maximum of the Viterbi step: for every target bin `j`, the largest
+    /// `src[j + k] + trans[k · n + j]` over the band offsets `k` (`n = best.len()`), kept in
+    /// `best[j]` (which starts at −∞) with its offset in `arg[j]` (as f64, for the lanes); the
+    /// first offset wins a tie, as a scan over the source bins in order does.
+    fn band_max(src: &[f64], trans: &[f64], best: &mut [f64], arg: &mut [f64]) => band_max_kernel;
+}
+
+/// Bins per register block of [`band_max_kernel`]: four independent AVX2 max chains.
+const BLOCK: usize = 16;
+
+#[inline(always)]
+fn band_max_kernel(src: &[f64], trans: &[f64], best: &mut [f64], arg: &mut [f64]) {
+    let n = best.len();
+    let band = trans.len() / n;
+    #[inline(always)]
+    fn step<const L: usize>(
+        m: &mut [f64; L],
+        a: &mut [f64; L],
+        s: &[f64; L],
+        t: &[f64; L],
+        k: f64,
+    ) {
+        for l in 0..L {
+            let v = s[l] + t[l];
+            let better = v > m[l];
+            a[l] = if better { k } else { a[l] };
+            m[l] = if better { v } else { m[l] };
+        }
+    }
+    let mut j = 0;
+    while j + BLOCK <= n {
+        let mut m: [f64; BLOCK] = best[j..j + BLOCK].try_into().expect("block");
+        let mut a: [f64; BLOCK] = arg[j..j + BLOCK].try_into().expect("block");
+        for k in 0..band {
+            let s = src[k + j..k + j + BLOCK].try_into().expect("block");
+            let t = trans[k * n + j..k * n + j + BLOCK]
+                .try_into()
+                .expect("block");
+            step(&mut m, &mut a, s, t, k as f64);
+        }
+        best[j..j + BLOCK].copy_from_slice(&m);
+        arg[j..j + BLOCK].copy_from_slice(&a);
+        j += BLOCK;
+    }
+    for j in j..n {
+        let (mut m, mut a) = ([best[j]], [arg[j]]);
+        for k in 0..band {
+            step(&mut m, &mut a, &[src[k + j]], &[trans[k * n + j]], k as f64);
+        }
+        best[j] = m[0];
+        arg[j] = a[0];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,12 +507,80 @@ mod tests {
             "{}",
             boltzmann(1, 2.0, 3)
         );
+        let p = Pyin::new(16000.0, 800, 160, 60.0, 600.0);
+        for (k, n) in [(0, 1), (1, 3), (5, 40), (30, 240)] {
+            let table = (1.0 - p.decay[1]) * p.decay[k] / (1.0 - p.decay[n]);
+            assert_eq!(table, boltzmann(k, BOLTZMANN, n), "k {k}, n {n}");
+        }
         let total: f64 = (0..=100)
             .collect::<Vec<_>>()
             .windows(2)
             .map(|w| beta_cdf(w[1] as f64 / 100.0, 2, 18) - beta_cdf(w[0] as f64 / 100.0, 2, 18))
             .sum();
         assert!((total - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fft_lengths_and_threshold_indices() {
+        assert_eq!(fast_len(1067), 1152);
+        assert_eq!(fast_len(1024), 1024);
+        assert_eq!(fast_len(1025), 1152);
+        assert_eq!(fast_len(7), 8);
+        assert_eq!(fast_len(5), 6);
+        for v in [
+            -0.5,
+            0.0,
+            0.004,
+            0.01,
+            0.0100001,
+            0.29,
+            0.3,
+            0.57,
+            0.99,
+            0.995,
+            1.0,
+            3.0,
+            f64::NAN,
+        ] {
+            let scan = (0..N_THRESHOLDS)
+                .find(|&t| v < (t + 1) as f64 / N_THRESHOLDS as f64)
+                .unwrap_or(N_THRESHOLDS);
+            assert_eq!(first_threshold(v), scan, "{v}");
+        }
+    }
+
+    #[test]
+    fn band_max_is_the_first_best_of_a_plain_scan() {
+        // Scores on a coarse grid, so that ties are common; a tail that is not a whole block.
+        let (n, band) = (37, 9);
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) % 5) as f64 - 2.0
+        };
+        let src: Vec<f64> = (0..n + band).map(|_| next()).collect();
+        let mut trans: Vec<f64> = (0..band * n).map(|_| next()).collect();
+        trans[3] = f64::NEG_INFINITY;
+        let mut best = vec![f64::NEG_INFINITY; n];
+        let mut arg = vec![-1.0; n];
+        band_max(&src, &trans, &mut best, &mut arg);
+        for j in 0..n {
+            let (mut m, mut a) = (f64::NEG_INFINITY, -1.0);
+            for k in 0..band {
+                let v = src[j + k] + trans[k * n + j];
+                if v > m {
+                    m = v;
+                    a = k as f64;
+                }
+            }
+            assert_eq!((best[j], arg[j]), (m, a), "bin {j}");
+        }
+        // The portable kernel agrees with the dispatched one.
+        let (mut b2, mut a2) = (vec![f64::NEG_INFINITY; n], vec![-1.0; n]);
+        band_max_kernel(&src, &trans, &mut b2, &mut a2);
+        assert_eq!((b2, a2), (best, arg));
     }
 
     #[test]
