@@ -60,6 +60,10 @@ pub struct SincResampler {
     to_sr: f64,
     /// `None` when the rates are equal (pass-through).
     filter: Option<(Mode, Box<dyn SincInterpolator<f32>>)>,
+    /// In rational mode on a CPU with AVX and FMA (where rubato's AVX interpolator is the one
+    /// in use): its filters read back, phase-major (`q × SINC_LEN`), for [`fir_batch`], which
+    /// computes eight output samples at a time with the interpolator's exact arithmetic.
+    taps: Option<Vec<f32>>,
 }
 
 impl std::fmt::Debug for SincResampler {
@@ -92,6 +96,131 @@ fn make_interpolator(ratio: f64, phases: usize) -> Box<dyn SincInterpolator<f32>
     Box::new(ScalarInterpolator::<f32>::new(
         SINC_LEN, phases, cutoff, WINDOW,
     ))
+}
+
+/// Whether the CPU has what rubato's AVX interpolator needs (AVX and FMA).
+fn avx_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The taps of every phase of `interp`, phase-major, read back as its responses to unit
+/// impulses (each an exact tap: one product with 1, the rest with 0).
+fn read_taps(interp: &dyn SincInterpolator<f32>) -> Vec<f32> {
+    let (len, phases) = (interp.len(), interp.nbr_sincs());
+    let mut wave = vec![0f32; 2 * len + 1];
+    wave[len] = 1.0;
+    let mut taps = Vec::with_capacity(phases * len);
+    for phase in 0..phases {
+        // Tap j of a phase multiplies wave[index + j]: the impulse at `len` is tap len − index.
+        taps.extend((0..len).map(|j| interp.get_sinc_interpolated(&wave, len - j, phase)));
+    }
+    taps
+}
+
+/// Output samples at `points` (`(index, phase)`: `Σ_j buf[index + j] · taps[phase][j]`) into
+/// `out`. Each is computed as rubato's AVX interpolator does (eight lanes of fused
+/// multiply-adds over the taps in order, then the lanes summed as
+/// `((l0+l4) + (l1+l5)) + ((l2+l6) + (l3+l7))`), so the results are bit-identical. What differs
+/// is the order: the samples are taken phase by phase, eight at a time, so that one phase's taps
+/// serve eight independent chains from the L1 cache (several times faster).
+fn fir_batch(buf: &[f32], taps: &[f32], points: &[(usize, usize)], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(avx_fma(), "fir_batch needs AVX and FMA");
+        // SAFETY: the CPU was just checked for AVX and FMA, all the kernel requires.
+        unsafe { fir_batch_avx(buf, taps, points, out) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("fir_batch runs where rubato's AVX interpolator does ({buf:?}, {taps:?}, {points:?}, {out:?})")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma")]
+unsafe fn fir_batch_avx(buf: &[f32], taps: &[f32], points: &[(usize, usize)], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    const G: usize = 8;
+    const CHUNKS: usize = SINC_LEN / 8;
+    /// The lane sum of rubato's AVX interpolator.
+    #[inline(always)]
+    unsafe fn reduce(acc: __m256) -> f32 {
+        let high = _mm256_extractf128_ps(acc, 1);
+        let low = _mm_add_ps(high, _mm256_castps256_ps128(acc));
+        let h = _mm_hadd_ps(low, low);
+        _mm_cvtss_f32(_mm_hadd_ps(h, h))
+    }
+    let phases = taps.len() / SINC_LEN;
+    assert!(points
+        .iter()
+        .all(|&(i, ph)| i + SINC_LEN <= buf.len() && ph < phases));
+    assert_eq!(points.len(), out.len());
+    // The output samples of each phase, in order (a counting sort by phase).
+    let mut start = vec![0usize; phases + 1];
+    for &(_, ph) in points {
+        start[ph + 1] += 1;
+    }
+    for p in 0..phases {
+        start[p + 1] += start[p];
+    }
+    let mut fill = start.clone();
+    let mut order = vec![0usize; points.len()];
+    for (m, &(_, ph)) in points.iter().enumerate() {
+        order[fill[ph]] = m;
+        fill[ph] += 1;
+    }
+    let mut rest = Vec::new();
+    for ph in 0..phases {
+        let filter = taps.as_ptr().add(ph * SINC_LEN);
+        let mine = &order[start[ph]..start[ph + 1]];
+        let mut groups = mine.chunks_exact(G);
+        for g in &mut groups {
+            let at: [*const f32; G] = std::array::from_fn(|k| buf.as_ptr().add(points[g[k]].0));
+            let mut acc = [_mm256_setzero_ps(); G];
+            for c in 0..CHUNKS {
+                let t = _mm256_loadu_ps(filter.add(8 * c));
+                for k in 0..G {
+                    acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(at[k].add(8 * c)), t, acc[k]);
+                }
+            }
+            for (k, &m) in g.iter().enumerate() {
+                out[m] = reduce(acc[k]);
+            }
+        }
+        rest.extend_from_slice(groups.remainder());
+    }
+    // What is left of each phase, eight samples (of different phases) at a time.
+    let mut groups = rest.chunks_exact(G);
+    for g in &mut groups {
+        let at: [*const f32; G] = std::array::from_fn(|k| buf.as_ptr().add(points[g[k]].0));
+        let filters: [*const f32; G] =
+            std::array::from_fn(|k| taps.as_ptr().add(points[g[k]].1 * SINC_LEN));
+        let mut acc = [_mm256_setzero_ps(); G];
+        for c in 0..CHUNKS {
+            for k in 0..G {
+                let t = _mm256_loadu_ps(filters[k].add(8 * c));
+                acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(at[k].add(8 * c)), t, acc[k]);
+            }
+        }
+        for (k, &m) in g.iter().enumerate() {
+            out[m] = reduce(acc[k]);
+        }
+    }
+    for &m in groups.remainder() {
+        let at = buf.as_ptr().add(points[m].0);
+        let filter = taps.as_ptr().add(points[m].1 * SINC_LEN);
+        let mut acc = _mm256_setzero_ps();
+        for c in 0..CHUNKS {
+            let t = _mm256_loadu_ps(filter.add(8 * c));
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(at.add(8 * c)), t, acc);
+        }
+        out[m] = reduce(acc);
+    }
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -147,10 +276,15 @@ impl SincResampler {
             };
             Some((mode, make_interpolator(to_sr / from_sr, phases)))
         };
+        let taps = match &filter {
+            Some((Mode::Rational { .. }, interp)) if avx_fma() => Some(read_taps(interp.as_ref())),
+            _ => None,
+        };
         Ok(SincResampler {
             from_sr,
             to_sr,
             filter,
+            taps,
         })
     }
 
@@ -198,15 +332,24 @@ impl SincResampler {
         let mut out = Vec::with_capacity(n_out);
         match *mode {
             Mode::Rational { p, q } => {
-                for m in 0..n_out as u64 {
+                let point = |m: u64| -> (usize, usize) {
                     let (whole, frac) = ((m * p / q) as usize, m * p % q);
                     // index + (phase + 1) / q = whole + frac / q + half + 1
-                    let (index, phase) = if frac == 0 {
-                        (whole + half, q - 1)
+                    if frac == 0 {
+                        (whole + half, (q - 1) as usize)
                     } else {
-                        (whole + half + 1, frac - 1)
-                    };
-                    out.push(interp.get_sinc_interpolated(&buf, index, phase as usize));
+                        (whole + half + 1, (frac - 1) as usize)
+                    }
+                };
+                if let Some(taps) = &self.taps {
+                    let points: Vec<(usize, usize)> = (0..n_out as u64).map(point).collect();
+                    out.resize(n_out, 0.0);
+                    fir_batch(&buf, taps, &points, &mut out);
+                } else {
+                    for m in 0..n_out as u64 {
+                        let (index, phase) = point(m);
+                        out.push(interp.get_sinc_interpolated(&buf, index, phase));
+                    }
                 }
             }
             Mode::Arbitrary => {
@@ -382,6 +525,35 @@ mod tests {
         (0..len)
             .map(|i| (2.0 * std::f64::consts::PI * freq * i as f64 / sr + phase).sin() as f32)
             .collect()
+    }
+
+    #[test]
+    fn the_batched_filter_is_bit_identical_to_the_interpolator() {
+        for (from, to) in [(22050.0, 16000.0), (44100.0, 16000.0), (16000.0, 22050.0)] {
+            let r = SincResampler::new(from, to).unwrap();
+            let n = 3 * from as usize / 2 + 13;
+            let mut seed = 11u32;
+            let y: Vec<f32> = (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+                    (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+                })
+                .collect();
+            let batched = r.process(&y);
+            let plain = SincResampler {
+                taps: None,
+                ..SincResampler::new(from, to).unwrap()
+            };
+            let reference = plain.process(&y);
+            assert_eq!(batched.len(), reference.len());
+            let same = batched
+                .iter()
+                .zip(&reference)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{from} -> {to}: batched output differs");
+            // Where the CPU has AVX and FMA the batched path is the one that ran.
+            assert_eq!(r.taps.is_some(), avx_fma(), "{from} -> {to}");
+        }
     }
 
     #[test]

@@ -91,12 +91,32 @@ impl FormantAnalyzer {
     }
 }
 
+/// `Σ a[i]·b[i]` over the shorter length, in four interleaved partial sums (so that it
+/// vectorises), added pairwise at the end.
+fn dot4(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f64; 4];
+    let mut ca = a.chunks_exact(4);
+    let mut cb = b.chunks_exact(4);
+    for (u, v) in (&mut ca).zip(&mut cb) {
+        for l in 0..4 {
+            acc[l] += u[l] * v[l];
+        }
+    }
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(u, v)| u * v)
+        .sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 /// Prediction coefficients `[1, a1, …, ap]` of `x` by the autocorrelation method
 /// (Levinson-Durbin); `None` for a silent frame or a numerically singular one.
 pub fn lpc(x: &[f64], order: usize) -> Option<Vec<f64>> {
-    let r: Vec<f64> = (0..=order)
-        .map(|k| x.iter().zip(&x[k.min(x.len())..]).map(|(a, b)| a * b).sum())
-        .collect();
+    let r: Vec<f64> = (0..=order).map(|k| dot4(x, &x[k.min(x.len())..])).collect();
     if r[0].is_nan() || r[0] <= 1e-12 {
         return None;
     }
@@ -152,7 +172,7 @@ pub fn roots(c: &[f64]) -> Vec<Complex64> {
         let mut moved = 0f64;
         for i in 0..p {
             let (v, d) = eval(z[i]);
-            if v.norm() == 0.0 {
+            if v.re == 0.0 && v.im == 0.0 {
                 continue;
             }
             let ratio = v / d;
@@ -163,10 +183,10 @@ pub fn roots(c: &[f64]) -> Vec<Complex64> {
             let step = ratio / (Complex64::new(1.0, 0.0) - ratio * sum);
             if step.is_finite() {
                 z[i] -= step;
-                moved = moved.max(step.norm());
+                moved = moved.max(step.norm_sqr());
             }
         }
-        if moved < 1e-12 {
+        if moved < 1e-24 {
             break;
         }
     }

@@ -10,7 +10,7 @@
 //! difference function's autocorrelation uses the shortest fast FFT that holds a frame and its
 //! largest lag without wrapping (2^a·3^b samples), the threshold prior is summed per trough over
 //! the thresholds it lies below, and the Viterbi band maximum runs along the pitch bins, blocked
-//! in registers, vectorised (AVX2 when the CPU has it, [`band_max`]).
+//! in registers, vectorised (AVX-512 or AVX2 when the CPU has them, [`band_max`]).
 
 use std::sync::Arc;
 
@@ -56,8 +56,10 @@ pub struct Pyin {
     n_bins: usize,
     /// Half the pitch transition band, in bins.
     half: usize,
-    /// `log P(bj + k − half → bj)` at `[k · n_bins + bj]` for band offset k (triangular weights
-    /// row-normalised over each source bin's band; −∞ where the source is out of range).
+    /// `n_bins` rounded up to whole blocks of [`band_max`] (the bins past `n_bins` are −∞).
+    padded_bins: usize,
+    /// `log P(bj + k − half → bj)` at `[k · padded_bins + bj]` for band offset k (triangular
+    /// weights row-normalised over each source bin's band; −∞ where the source is out of range).
     trans: Vec<f64>,
 }
 
@@ -158,11 +160,12 @@ impl Pyin {
             })
             .collect();
         let band = 2 * half + 1;
-        let mut trans = vec![f64::NEG_INFINITY; band * n_bins];
+        let padded_bins = n_bins.div_ceil(BAND_MAX_BLOCK) * BAND_MAX_BLOCK;
+        let mut trans = vec![f64::NEG_INFINITY; band * padded_bins];
         for k in 0..band {
             for bj in 0..n_bins {
                 if let Some(bi) = (bj + k).checked_sub(half).filter(|&bi| bi < n_bins) {
-                    trans[k * n_bins + bj] =
+                    trans[k * padded_bins + bj] =
                         (tri(bi.abs_diff(bj)) / row_sum[bi] + f64::MIN_POSITIVE).ln();
                 }
             }
@@ -183,6 +186,7 @@ impl Pyin {
                 .collect(),
             n_bins,
             half,
+            padded_bins,
             trans,
         }
     }
@@ -232,6 +236,7 @@ impl Pyin {
 
     /// The voiced candidates of one frame's difference function: its troughs with their
     /// probabilities under the threshold and Boltzmann priors (those above 0).
+    #[inline(never)]
     fn candidates(&self, yin: &[f64]) -> Candidates {
         let n = yin.len();
         let nb = self.n_bins;
@@ -326,6 +331,7 @@ impl Pyin {
     }
 
     /// Viterbi over `2 × n_bins` states (voiced bins, then unvoiced bins).
+    #[inline(never)]
     fn decode(&self, obs: &[Candidates]) -> Vec<PyinFrame> {
         let nb = self.n_bins;
         let ns = 2 * nb;
@@ -361,42 +367,44 @@ impl Pyin {
             }
         }
         // The previous frame's scores of one voicing block, with `half` −∞ on either side.
-        let mut padded = vec![f64::NEG_INFINITY; nb + 2 * half];
+        let nbp = self.padded_bins;
+        let mut padded = vec![f64::NEG_INFINITY; nbp + 2 * half];
         // The best source of each block (voiced, unvoiced) for every target bin: the voicing
         // switch cost depends only on the two blocks, so it is added after the band maximum.
-        let mut best = [vec![0f64; nb], vec![0f64; nb]];
-        let mut arg = [vec![0f64; nb], vec![0f64; nb]];
-        let source = |bj: usize, k: f64| bj + k as usize - half;
+        let mut best = [vec![0f64; nbp], vec![0f64; nbp]];
+        let mut arg = [vec![0f64; nbp], vec![0f64; nbp]];
+        // Each block's band offset k of target bin bj is source state (block start + bj + k
+        // − half); and before the search every offset is the first in range.
+        let base: [Vec<f64>; 2] =
+            [0, nb].map(|b| (0..nb).map(|bj| (b + bj) as f64 - half as f64).collect());
+        let first_in_range: Vec<f64> = (0..nbp).map(|bj| half.saturating_sub(bj) as f64).collect();
+        let mut from = [vec![0f64; nb], vec![0f64; nb]];
         let mut next = vec![0f64; ns];
         for t in 1..t_len {
             emit(&obs[t], &mut e);
             for v in 0..2 {
                 padded[half..half + nb].copy_from_slice(&delta[v * nb..(v + 1) * nb]);
                 best[v].fill(f64::NEG_INFINITY);
-                for (bj, a) in arg[v].iter_mut().enumerate() {
-                    // The first source in range, as if every score were −∞.
-                    *a = half.saturating_sub(bj) as f64;
-                }
+                arg[v].copy_from_slice(&first_in_range);
                 band_max(&padded, &self.trans, &mut best[v], &mut arg[v]);
+                for ((f, &a), &b) in from[v].iter_mut().zip(&arg[v]).zip(&base[v]) {
+                    *f = b + a;
+                }
             }
             let back_t = &mut back[t * ns..(t + 1) * ns];
-            for vj in 0..2 {
-                let (sw0, sw1) = if vj == 0 {
-                    (log_stay, log_switch)
-                } else {
-                    (log_switch, log_stay)
-                };
-                for bj in 0..nb {
-                    let (s0, s1) = (best[0][bj] + sw0, best[1][bj] + sw1);
-                    let j = vj * nb + bj;
-                    let (s, from) = if s0 >= s1 {
-                        (s0, source(bj, arg[0][bj]))
-                    } else {
-                        (s1, nb + source(bj, arg[1][bj]))
-                    };
-                    next[j] = s + e[j];
-                    back_t[j] = from as u32;
-                }
+            for (vj, (sw0, sw1)) in [(log_stay, log_switch), (log_switch, log_stay)]
+                .into_iter()
+                .enumerate()
+            {
+                let span = vj * nb..(vj + 1) * nb;
+                switch_step(
+                    [&best[0], &best[1]],
+                    [&from[0], &from[1]],
+                    [sw0, sw1],
+                    &e[span.clone()],
+                    &mut next[span.clone()],
+                    &mut back_t[span],
+                );
             }
             std::mem::swap(&mut delta, &mut next);
         }
@@ -436,18 +444,81 @@ impl Pyin {
 }
 
 avx2_dispatch! {
-    /// The band maximum of the Viterbi step: for every target bin `j`, the largest
-    /// `src[j + k] + trans[k · n + j]` over the band offsets `k` (`n = best.len()`), kept in
-    /// `best[j]` (which starts at −∞) with its offset in `arg[j]` (as f64, for the lanes); the
-    /// first offset wins a tie, as a scan over the source bins in order does.
-    fn band_max(src: &[f64], trans: &[f64], best: &mut [f64], arg: &mut [f64]) => band_max_kernel;
+    /// The voicing switch of one Viterbi step for the target bins of one block: the better of
+    /// the two blocks' band maxima plus their switch costs (the voiced block on a tie), plus the
+    /// emission, into `next`, with the source state into `back`.
+    fn switch_step(
+        best: [&[f64]; 2],
+        from: [&[f64]; 2],
+        switch: [f64; 2],
+        e: &[f64],
+        next: &mut [f64],
+        back: &mut [u32],
+    ) => switch_step_kernel;
 }
 
-/// Bins per register block of [`band_max_kernel`]: four independent AVX2 max chains.
-const BLOCK: usize = 16;
-
 #[inline(always)]
-fn band_max_kernel(src: &[f64], trans: &[f64], best: &mut [f64], arg: &mut [f64]) {
+fn switch_step_kernel(
+    best: [&[f64]; 2],
+    from: [&[f64]; 2],
+    switch: [f64; 2],
+    e: &[f64],
+    next: &mut [f64],
+    back: &mut [u32],
+) {
+    let n = next.len();
+    let (b0, b1, f0, f1, e) = (
+        &best[0][..n],
+        &best[1][..n],
+        &from[0][..n],
+        &from[1][..n],
+        &e[..n],
+    );
+    let back = &mut back[..n];
+    for i in 0..n {
+        let (s0, s1) = (b0[i] + switch[0], b1[i] + switch[1]);
+        let voiced = s0 >= s1;
+        next[i] = if voiced { s0 } else { s1 } + e[i];
+        back[i] = if voiced { f0[i] } else { f1[i] } as u32;
+    }
+}
+
+/// The band maximum of the Viterbi step: for every target bin `j`, the largest
+/// `src[j + k] + trans[k · n + j]` over the band offsets `k` (`n = best.len()`), kept in
+/// `best[j]` (which starts at −∞) with its offset in `arg[j]` (as f64, for the lanes); the first
+/// offset wins a tie, as a scan over the source bins in order does. Compiled for AVX-512 or
+/// AVX2 when the CPU has them (the same additions and comparisons, so the same result).
+fn band_max(src: &[f64], trans: &[f64], best: &mut [f64], arg: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512(src: &[f64], trans: &[f64], best: &mut [f64], arg: &mut [f64]) {
+            band_max_kernel::<BAND_MAX_BLOCK>(src, trans, best, arg)
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(src: &[f64], trans: &[f64], best: &mut [f64], arg: &mut [f64]) {
+            band_max_kernel::<16>(src, trans, best, arg)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: `avx512` only requires AVX-512F, which the CPU was just detected to have.
+            return unsafe { avx512(src, trans, best, arg) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above, for AVX2.
+            return unsafe { avx2(src, trans, best, arg) };
+        }
+    }
+    band_max_kernel::<16>(src, trans, best, arg)
+}
+
+/// The largest block of [`band_max_kernel`]: the tracker pads its bins to a multiple of it, so
+/// that no bins are left for the kernel's scalar tail.
+const BAND_MAX_BLOCK: usize = 32;
+
+/// [`band_max`] in blocks of `L` bins held in registers across the band (`L` = four vectors:
+/// four independent max chains).
+#[inline(always)]
+fn band_max_kernel<const L: usize>(src: &[f64], trans: &[f64], best: &mut [f64], arg: &mut [f64]) {
     let n = best.len();
     let band = trans.len() / n;
     #[inline(always)]
@@ -466,19 +537,17 @@ fn band_max_kernel(src: &[f64], trans: &[f64], best: &mut [f64], arg: &mut [f64]
         }
     }
     let mut j = 0;
-    while j + BLOCK <= n {
-        let mut m: [f64; BLOCK] = best[j..j + BLOCK].try_into().expect("block");
-        let mut a: [f64; BLOCK] = arg[j..j + BLOCK].try_into().expect("block");
+    while j + L <= n {
+        let mut m: [f64; L] = best[j..j + L].try_into().expect("block");
+        let mut a: [f64; L] = arg[j..j + L].try_into().expect("block");
         for k in 0..band {
-            let s = src[k + j..k + j + BLOCK].try_into().expect("block");
-            let t = trans[k * n + j..k * n + j + BLOCK]
-                .try_into()
-                .expect("block");
+            let s = src[k + j..k + j + L].try_into().expect("block");
+            let t = trans[k * n + j..k * n + j + L].try_into().expect("block");
             step(&mut m, &mut a, s, t, k as f64);
         }
-        best[j..j + BLOCK].copy_from_slice(&m);
-        arg[j..j + BLOCK].copy_from_slice(&a);
-        j += BLOCK;
+        best[j..j + L].copy_from_slice(&m);
+        arg[j..j + L].copy_from_slice(&a);
+        j += L;
     }
     for j in j..n {
         let (mut m, mut a) = ([best[j]], [arg[j]]);
@@ -577,10 +646,13 @@ mod tests {
             }
             assert_eq!((best[j], arg[j]), (m, a), "bin {j}");
         }
-        // The portable kernel agrees with the dispatched one.
+        // The portable kernels (either block size) agree with the dispatched one.
         let (mut b2, mut a2) = (vec![f64::NEG_INFINITY; n], vec![-1.0; n]);
-        band_max_kernel(&src, &trans, &mut b2, &mut a2);
-        assert_eq!((b2, a2), (best, arg));
+        band_max_kernel::<16>(&src, &trans, &mut b2, &mut a2);
+        assert_eq!((&b2, &a2), (&best, &arg));
+        let (mut b3, mut a3) = (vec![f64::NEG_INFINITY; n], vec![-1.0; n]);
+        band_max_kernel::<32>(&src, &trans, &mut b3, &mut a3);
+        assert_eq!((b3, a3), (best, arg));
     }
 
     #[test]

@@ -94,7 +94,11 @@ impl SpectralAnalyzer {
             |f: f32| ((f * self.n_fft as f32 / self.sample_rate).round() as usize).min(bins - 1);
         let mut input = self.fft.make_input_vec();
         let mut spectrum = self.fft.make_output_vec();
-        let mut prev: Option<Vec<f32>> = None;
+        // Per-frame buffers; the dB spectrum is only read up to 5 kHz (slopes and peaks).
+        let top = bin_of(5000.0).max(bin_of(1500.0));
+        let (mut power, mut mag, mut db) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut norm, mut prev) = (Vec::<f32>::new(), Vec::<f32>::new());
+        let mut bands = vec![0f32; MEL_BANDS];
         let mut mel_db = Vec::with_capacity(starts.len() * MEL_BANDS);
         let mut out = Vec::with_capacity(starts.len());
         for &s in &starts {
@@ -107,8 +111,10 @@ impl SpectralAnalyzer {
             self.fft
                 .process(&mut input, &mut spectrum)
                 .expect("planned sizes");
-            let power: Vec<f32> = spectrum.iter().map(|c| c.norm_sqr()).collect();
-            let mag: Vec<f32> = power.iter().map(|p| p.sqrt()).collect();
+            power.clear();
+            power.extend(spectrum.iter().map(|c| c.norm_sqr()));
+            mag.clear();
+            mag.extend(power.iter().map(|p| p.sqrt()));
             let mut f = SpectralFrame::default();
             let n = self.frame as f64;
             let e = x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n;
@@ -118,7 +124,6 @@ impl SpectralAnalyzer {
                 .filter(|w| (w[0] >= 0.0) != (w[1] >= 0.0))
                 .count();
             f.zcr = crossings as f32 / (self.frame.max(2) - 1) as f32;
-            let mut bands = vec![0f32; MEL_BANDS];
             self.mel.apply(&power, &mut bands);
             f.loudness = bands.iter().map(|&b| b.max(0.0).powf(0.3)).sum();
             mel_db.extend(bands.iter().map(|&b| 10.0 * b.max(1e-10).log10()));
@@ -141,15 +146,14 @@ impl SpectralAnalyzer {
                 }
                 f.rolloff = hz(k_roll);
             }
-            let norm: Vec<f32> = mag
-                .iter()
-                .map(|&m| (m as f64 / total.max(1e-12)) as f32)
-                .collect();
-            if let Some(p) = &prev {
-                f.flux = norm.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum();
+            norm.clear();
+            norm.extend(mag.iter().map(|&m| (m as f64 / total.max(1e-12)) as f32));
+            if !prev.is_empty() {
+                f.flux = norm.iter().zip(&prev).map(|(a, b)| (a - b) * (a - b)).sum();
             }
-            prev = Some(norm);
-            let db: Vec<f32> = power.iter().map(|&p| 10.0 * p.max(1e-12).log10()).collect();
+            std::mem::swap(&mut norm, &mut prev);
+            db.clear();
+            db.extend(power[..=top].iter().map(|&p| 10.0 * p.max(1e-12).log10()));
             f.slope_0_500 = slope(&db, bin_of(0.0), bin_of(500.0), &hz);
             f.slope_500_1500 = slope(&db, bin_of(500.0), bin_of(1500.0), &hz);
             let band = |lo: f32, hi: f32| -> f64 {
