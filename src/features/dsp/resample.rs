@@ -140,7 +140,10 @@ fn fir_batch(buf: &[f32], taps: &[f32], points: &[(usize, usize)], out: &mut [f3
         unsafe { fir_batch_avx(buf, taps, points, out) }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("fir_batch runs where rubato's AVX interpolator does ({buf:?}, {taps:?}, {points:?}, {out:?})")
+    {
+        let _ = (buf, taps, points, out);
+        unreachable!("fir_batch runs only where rubato's AVX interpolator does (x86-64)")
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

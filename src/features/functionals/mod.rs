@@ -153,7 +153,6 @@ pub struct Functionals {
     sample_rate: f32,
     hop: usize,
     spectral: SpectralAnalyzer,
-    pitch: PitchParams,
     tracker: PitchTracker,
     formants: Option<formants::FormantAnalyzer>,
 }
@@ -175,11 +174,10 @@ impl Functionals {
             sample_rate: sr,
             hop,
             spectral: SpectralAnalyzer::new(sr, frame, spec.mfcc),
-            pitch,
             tracker: PitchTracker::new(&pitch),
-            formants: spec.formants.then(|| {
-                formants::FormantAnalyzer::new(sr, (spec.pitch_frame_s * sr).round() as usize)
-            }),
+            formants: spec
+                .formants
+                .then(|| formants::FormantAnalyzer::new(sr, pitch.frame)),
         }
     }
 
@@ -322,7 +320,7 @@ impl Functionals {
         out.push(peaks as f32 / duration);
         if let Some(fa) = &self.formants {
             // Over the voiced frames of the F0 track (its frames, its voicing decisions).
-            let frame = self.pitch.frame;
+            let frame = self.tracker.params().frame;
             let starts = pitch::frame_starts(y.len(), frame, self.hop);
             let mut per: [Vec<formants::Formant>; 3] = Default::default();
             for (f, &s) in track.iter().zip(&starts) {

@@ -149,6 +149,11 @@ impl PitchTracker {
         }
     }
 
+    /// The settings it was planned for.
+    pub fn params(&self) -> &PitchParams {
+        &self.params
+    }
+
     /// One [`PitchFrame`] per frame of `y` (see [`frame_starts`]).
     pub fn track(&self, y: &[f32]) -> Vec<PitchFrame> {
         let p = &self.params;

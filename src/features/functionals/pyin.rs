@@ -236,7 +236,6 @@ impl Pyin {
 
     /// The voiced candidates of one frame's difference function: its troughs with their
     /// probabilities under the threshold and Boltzmann priors (those above 0).
-    #[inline(never)]
     fn candidates(&self, yin: &[f64]) -> Candidates {
         let n = yin.len();
         let nb = self.n_bins;
@@ -331,7 +330,6 @@ impl Pyin {
     }
 
     /// Viterbi over `2 × n_bins` states (voiced bins, then unvoiced bins).
-    #[inline(never)]
     fn decode(&self, obs: &[Candidates]) -> Vec<PyinFrame> {
         let nb = self.n_bins;
         let ns = 2 * nb;
