@@ -25,7 +25,7 @@ BIN := $(CARGO_TARGET_DIR)/release/emolab
 VENV_STAMP := $(VENV)/.emolab-torch-$(TORCH_VERSION)
 
 .PHONY: help setup venv build demo test slurm-local fmt lint clean bench-features bench-venv bench-train bench-timeline \
-	bench-baseline bench-accuracy bench-classical bench-encoders experiment sweep report test-setup
+	bench-baseline bench-accuracy bench-classical bench-pitch bench-encoders experiment sweep report test-setup
 
 help:
 	@echo "make setup   venv with torch==$(TORCH_VERSION) + release build (idempotent)"
@@ -39,6 +39,7 @@ help:
 	@echo "make bench-baseline [BASELINE_EXP=emodb_crnn]  openSMILE eGeMAPS + SVM on that experiment's folds, beside it"
 	@echo "make bench-accuracy [ACCURACY_EXPS=\"emodb_cnn emodb_crnn\"]  run them on EmoDB (\$$EMODB), then the baseline beside them"
 	@echo "make bench-classical [CLASSICAL_EXPS=...]  emolab's SVM / forest / logistic vs scikit-learn on the same vectors and folds"
+	@echo "make bench-pitch  plain YIN's voicing decisions vs librosa.pyin on every EmoDB clip (\$$EMODB)"
 	@echo "make bench-encoders [BENCH_DEVICE=cuda]  emolab's encoders vs transformers (random tiny and base-sized configs)"
 	@echo "make fmt     cargo fmt"
 
@@ -123,6 +124,11 @@ bench-classical: setup bench-venv
 	@for e in $(CLASSICAL_EXPS); do EMODB=$(EMODB) $(BIN) run experiments/$$e.yaml || exit 1; done
 	$(VENV)/bin/python benches/classical_parity.py $(CACHE_ROOT) $(foreach e,$(CLASSICAL_EXPS),results/$(e))
 	$(VENV)/bin/python benches/functionals_speed.py $(BIN) $(EMODB)
+
+# Benchmark, not a test: why the functionals' F0 tracker is pYIN: plain YIN's absolute-threshold
+# voicing against librosa.pyin's on every clip, at the thresholds in use.
+bench-pitch: bench-venv
+	$(VENV)/bin/python benches/yin_voicing.py $(EMODB)
 
 # Benchmark, not a test: the emotion timeline of a long recording (real EmoDB speech repeated to
 # TIMELINE_MINUTES) with the recommended CNN, streamed, beside `predict` of the same clips.

@@ -321,12 +321,9 @@ impl Functionals {
         if let Some(fa) = &self.formants {
             // Over the voiced frames of the F0 track (its frames, its voicing decisions).
             let frame = self.tracker.params().frame;
-            let starts = pitch::frame_starts(y.len(), frame, self.hop);
             let mut per: [Vec<formants::Formant>; 3] = Default::default();
-            for (f, &s) in track.iter().zip(&starts) {
-                if !f.voiced {
-                    continue;
-                }
+            for f in track.iter().filter(|f| f.voiced) {
+                let s = f.start;
                 let end = (s + frame).min(y.len());
                 for (k, v) in fa.formants(&y[s.min(end)..end]).into_iter().enumerate() {
                     per[k].push(v);

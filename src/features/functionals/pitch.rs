@@ -24,6 +24,8 @@ pub struct PitchParams {
 /// One analysis frame's pitch estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct PitchFrame {
+    /// First sample of the frame (of [`PitchParams::frame`] samples).
+    pub start: usize,
     /// F0 in Hz; 0 when unvoiced.
     pub f0: f32,
     pub voiced: bool,
@@ -117,9 +119,15 @@ fn autocorr_at(x: &[f32], k: usize) -> f32 {
         return 0.0;
     }
     let (a, b) = (&x[..x.len() - k], &x[k..]);
-    let ab: f64 = a.iter().zip(b).map(|(&u, &v)| u as f64 * v as f64).sum();
-    let aa: f64 = a.iter().map(|&u| u as f64 * u as f64).sum();
-    let bb: f64 = b.iter().map(|&v| v as f64 * v as f64).sum();
+    // Three sums in one pass (each in order, from −0.0 as `Iterator::sum` starts), so that they
+    // overlap instead of running one long chain after another.
+    let (mut ab, mut aa, mut bb) = (-0.0f64, -0.0f64, -0.0f64);
+    for (&u, &v) in a.iter().zip(b) {
+        let (u, v) = (u as f64, v as f64);
+        ab += u * v;
+        aa += u * u;
+        bb += v * v;
+    }
     if aa > 0.0 && bb > 0.0 {
         (ab / (aa * bb).sqrt()) as f32
     } else {
@@ -157,19 +165,23 @@ impl PitchTracker {
     /// One [`PitchFrame`] per frame of `y` (see [`frame_starts`]).
     pub fn track(&self, y: &[f32]) -> Vec<PitchFrame> {
         let p = &self.params;
-        let decoded = self.pyin.track(y);
         let starts = frame_starts(y.len(), p.frame, p.hop);
+        let decoded = self.pyin.track(y, &starts);
         decoded
             .iter()
             .zip(&starts)
             .map(|(d, &s)| {
                 if !d.voiced {
-                    return PitchFrame::default();
+                    return PitchFrame {
+                        start: s,
+                        ..PitchFrame::default()
+                    };
                 }
                 let x = frame_of(y, s, p.frame);
                 let peaks = cycle_peaks(&x, d.period);
                 let js = jitter_shimmer(&x, &peaks);
                 PitchFrame {
+                    start: s,
                     f0: d.f0,
                     voiced: true,
                     hnr_db: hnr_db(autocorr_at(&x, d.period.round() as usize)),

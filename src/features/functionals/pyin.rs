@@ -43,7 +43,6 @@ type Candidates = Vec<(usize, f64, f64)>;
 pub struct Pyin {
     sr: f64,
     frame: usize,
-    hop: usize,
     fmin: f64,
     min_period: usize,
     max_period: usize,
@@ -173,7 +172,6 @@ impl Pyin {
         Pyin {
             sr,
             frame,
-            hop,
             fmin: fmin as f64,
             min_period,
             max_period,
@@ -311,10 +309,10 @@ impl Pyin {
             .collect()
     }
 
-    /// Track `y`: one frame per `hop` (the last frame ending within the signal; a signal
-    /// shorter than a frame gives one zero-padded frame).
-    pub fn track(&self, y: &[f32]) -> Vec<PyinFrame> {
-        let starts = super::pitch::frame_starts(y.len(), self.frame, self.hop);
+    /// Track `y` over frames starting at `starts` ([`super::pitch::frame_starts`]: one per
+    /// `hop`, the last ending within the signal; a signal shorter than a frame gives one
+    /// zero-padded frame).
+    pub fn track(&self, y: &[f32], starts: &[usize]) -> Vec<PyinFrame> {
         let mut sc = self.scratch();
         let obs: Vec<Candidates> = starts
             .iter()
@@ -667,7 +665,10 @@ mod tests {
             .collect();
         y.extend(vec![0.0; 8000]);
         let p = Pyin::new(sr, 800, 160, 60.0, 600.0);
-        let fr = p.track(&y);
+        let fr = p.track(
+            &y,
+            &crate::features::functionals::pitch::frame_starts(y.len(), p.frame, 160),
+        );
         let n = fr.len();
         assert!(fr[5..n / 2 - 5].iter().all(|f| f.voiced), "tone voiced");
         assert!(
