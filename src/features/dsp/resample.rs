@@ -199,12 +199,13 @@ unsafe fn fir_batch_avx(buf: &[f32], taps: &[f32], points: &[(usize, usize)], ou
         }
         rest.extend_from_slice(groups.remainder());
     }
-    // What is left of each phase, eight samples (of different phases) at a time.
-    let mut groups = rest.chunks_exact(G);
-    for g in &mut groups {
-        let at: [*const f32; G] = std::array::from_fn(|k| buf.as_ptr().add(points[g[k]].0));
+    // What is left of each phase, eight samples (of different phases) at a time; a last group
+    // of fewer repeats its final sample in the unused chains (each chain is independent).
+    for g in rest.chunks(G) {
+        let m = |k: usize| g[k.min(g.len() - 1)];
+        let at: [*const f32; G] = std::array::from_fn(|k| buf.as_ptr().add(points[m(k)].0));
         let filters: [*const f32; G] =
-            std::array::from_fn(|k| taps.as_ptr().add(points[g[k]].1 * SINC_LEN));
+            std::array::from_fn(|k| taps.as_ptr().add(points[m(k)].1 * SINC_LEN));
         let mut acc = [_mm256_setzero_ps(); G];
         for c in 0..CHUNKS {
             for k in 0..G {
@@ -215,16 +216,6 @@ unsafe fn fir_batch_avx(buf: &[f32], taps: &[f32], points: &[(usize, usize)], ou
         for (k, &m) in g.iter().enumerate() {
             out[m] = reduce(acc[k]);
         }
-    }
-    for &m in groups.remainder() {
-        let at = buf.as_ptr().add(points[m].0);
-        let filter = taps.as_ptr().add(points[m].1 * SINC_LEN);
-        let mut acc = _mm256_setzero_ps();
-        for c in 0..CHUNKS {
-            let t = _mm256_loadu_ps(filter.add(8 * c));
-            acc = _mm256_fmadd_ps(_mm256_loadu_ps(at.add(8 * c)), t, acc);
-        }
-        out[m] = reduce(acc);
     }
 }
 
