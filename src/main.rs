@@ -295,8 +295,9 @@ enum BenchCommand {
         /// cpu or cuda.
         #[arg(long, default_value = "cpu")]
         device: String,
-        /// Whisper: padded (30 s, as trained) or cropped.
-        #[arg(long, default_value = "padded")]
+        /// Whisper: padded (30 s, as trained), cropped (the clip's own frames) or a window in
+        /// seconds (e.g. 5).
+        #[arg(long, default_value = "cropped")]
         whisper_input: String,
         #[arg(long)]
         json: Option<PathBuf>,
@@ -819,10 +820,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "cuda" => tch::Device::Cuda(0),
                 d => anyhow::bail!("--device {d}: cpu or cuda"),
             };
-            let input: emolab::encoders::WhisperInput = serde_yaml::from_str(&whisper_input)
-                .map_err(|_| {
-                    anyhow::anyhow!("--whisper-input {whisper_input}: padded or cropped")
-                })?;
+            let input = emolab::encoders::WhisperInput::parse(&whisper_input).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--whisper-input {whisper_input}: padded, cropped or a window in seconds"
+                )
+            })?;
             let r =
                 emolab::bench::encoder_speed(&model, clip_s, clips, batch, threads, device, input)?;
             println!(

@@ -616,3 +616,84 @@ fn batched_and_chunked_embeddings_match_one_clip_at_a_time() {
         "frames of a chunked clip out of order (max difference {d})"
     );
 }
+
+/// The real Whisper tiny.en folder (`$ENCODER_DIR`, or the shared models folder next to the
+/// project), when present.
+fn real_whisper() -> Option<PathBuf> {
+    let p = std::env::var_os("ENCODER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/whisper-tiny.en")
+        });
+    p.join("model.safetensors").exists().then_some(p)
+}
+
+/// The fixture script's clips: 16-bit samples / 32768, taken as 16 kHz, first `n`.
+fn raw_clip(dir: &Path, name: &str, n: usize) -> Vec<f32> {
+    let mut r = hound::WavReader::open(dir.join(name)).unwrap();
+    r.samples::<i16>()
+        .take(n)
+        .map(|s| s.unwrap() as f32 / 32768.0)
+        .collect()
+}
+
+/// Every hidden state of emolab's Whisper encoder on the real tiny.en weights against
+/// `transformers` (`tests/fixtures/encoders/make_real_whisper.py`): two real EmoDB clips in the
+/// padded (30 s), cropped and 5-s window modes, alone and batched together (a batch mixes
+/// lengths: cropped and window clips are masked to what they see alone). Kept frames and each
+/// state's mean over the clip's own frames, max abs difference <= 1e-4 on every layer.
+#[test]
+fn real_whisper_tiny_en_matches_transformers() {
+    let (Some(model), Some(emodb)) = (real_whisper(), common::emodb()) else {
+        eprintln!(
+            "skipped: the real Whisper tiny.en folder (../shared/models/whisper-tiny.en or \
+             $ENCODER_DIR) or EmoDB (../shared/corpora/emodb/wav or $EMODB) is absent"
+        );
+        return;
+    };
+    let r: HashMap<String, Tensor> =
+        Tensor::read_safetensors(fixture("whisper_tiny_en_real.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    let enc = Encoder::load(&model, Device::Cpu).unwrap();
+    let clips = [
+        ("a", raw_clip(&emodb, "03a01Wa.wav", 44100)),
+        ("b", raw_clip(&emodb, "16b10Tb.wav", 20000)),
+    ];
+    let modes = [
+        ("padded", WhisperInput::Padded),
+        ("cropped", WhisperInput::Cropped),
+        ("window5", WhisperInput::Window(5.0)),
+    ];
+    let compare = |out: &emolab::encoders::Hidden, b: i64, prefix: &str| {
+        let frames = &r[&format!("{prefix}.frames")];
+        let want_kept = &r[&format!("{prefix}.kept")];
+        let want_mean = &r[&format!("{prefix}.mean")];
+        let own = out.lengths[b as usize];
+        assert_eq!(out.states.len() as i64, want_kept.size()[0], "{prefix}: states");
+        for (l, s) in out.states.iter().enumerate() {
+            let s = s.get(b);
+            let got = s.index_select(0, frames);
+            check(&got, &want_kept.get(l as i64), &format!("{prefix} state {l} frames"));
+            let mean = s.narrow(0, 0, own).mean_dim(0, false, Kind::Float);
+            check(&mean, &want_mean.get(l as i64), &format!("{prefix} state {l} mean"));
+        }
+    };
+    for (mode, input) in modes {
+        for (key, y) in &clips {
+            let out = enc.forward(&[y], input).unwrap();
+            compare(&out, 0, &format!("{mode}.{key}"));
+        }
+        // Both clips in one batch: each gets what it gets alone.
+        let out = enc.forward(&[&clips[0].1, &clips[1].1], input).unwrap();
+        for (b, (key, _)) in clips.iter().enumerate() {
+            let prefix = if mode == "padded" {
+                format!("padded_batch.{key}")
+            } else {
+                format!("{mode}.{key}")
+            };
+            compare(&out, b as i64, &prefix);
+        }
+    }
+}

@@ -252,17 +252,86 @@ enum Inner {
     Whisper(whisper::Whisper),
 }
 
-/// How Whisper sees a clip shorter than its 30 s window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// How Whisper sees a clip shorter than its 30 s window. Every mode takes the log-mel
+/// spectrogram of the clip padded with silence to 30 s (as `transformers` computes it, clip-level
+/// maximum included) and runs the encoder on its first frames with the first positional
+/// embeddings; they differ in how many frames the encoder attends to. Pooling always uses the
+/// frames that cover the clip (50 per second).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum WhisperInput {
-    /// As Whisper was trained and `transformers` runs it: padded with silence to 30 s (1500
-    /// frames); pooling then uses the clip's own frames only.
-    #[default]
+    /// As Whisper was trained and `transformers` runs it: all 1500 frames (30 s).
     Padded,
-    /// The encoder on the clip's own frames with the first positional embeddings: ~15× less
-    /// compute for a 2 s clip, not what the model saw in training.
+    /// The clip's own frames only: ~15× less compute for a 2 s clip than `padded`.
+    #[default]
     Cropped,
+    /// A window of this many seconds (rounded up to a multiple of it for longer clips, at most
+    /// 30 s): the clip and some of the silence Whisper saw in training.
+    Window(f32),
+}
+
+impl WhisperInput {
+    /// Encoder frames (50 per second) the encoder attends to for a clip covering `frames`
+    /// frames, of at most `max` (1500).
+    pub fn span(self, frames: i64, max: i64) -> i64 {
+        match self {
+            WhisperInput::Padded => max,
+            WhisperInput::Cropped => frames.min(max),
+            WhisperInput::Window(s) => {
+                let w = ((s as f64 * 50.0).round() as i64).clamp(1, max);
+                ((frames.max(1) + w - 1) / w * w).min(max)
+            }
+        }
+    }
+
+    /// `padded`, `cropped` or the window's seconds.
+    pub fn parse(s: &str) -> Option<WhisperInput> {
+        match s.trim() {
+            "padded" => Some(WhisperInput::Padded),
+            "cropped" => Some(WhisperInput::Cropped),
+            t => {
+                let v: f32 = t.trim_end_matches('s').parse().ok()?;
+                (v > 0.0 && v <= 30.0).then_some(WhisperInput::Window(v))
+            }
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            WhisperInput::Padded => "padded".into(),
+            WhisperInput::Cropped => "cropped".into(),
+            WhisperInput::Window(s) => format!("{s} s window"),
+        }
+    }
+}
+
+impl serde::Serialize for WhisperInput {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            WhisperInput::Padded => s.serialize_str("padded"),
+            WhisperInput::Cropped => s.serialize_str("cropped"),
+            WhisperInput::Window(v) => s.serialize_f32(*v),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for WhisperInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Seconds(f64),
+            Name(String),
+        }
+        let bad = |what: String| {
+            serde::de::Error::custom(format!(
+                "whisper_input: `padded`, `cropped` or a window in seconds (0 < s <= 30), got {what}"
+            ))
+        };
+        match Repr::deserialize(d)? {
+            Repr::Name(n) => WhisperInput::parse(&n).ok_or_else(|| bad(format!("`{n}`"))),
+            Repr::Seconds(v) => WhisperInput::parse(&v.to_string()).ok_or_else(|| bad(v.to_string())),
+        }
+    }
 }
 
 enum TopInner {

@@ -170,18 +170,29 @@ impl Whisper {
 
     /// Log-mel input features `[B, n_mels, 3000]` of clips padded or cut to 30 s.
     pub fn log_mel(&self, clips: &[&[f32]], device: Device) -> Tensor {
-        let n = self.n_samples as usize;
+        self.log_mel_frames(clips, 2 * self.positions.size()[0], device)
+    }
+
+    /// The first `m` frames of [`Self::log_mel`], computing only the frames they and the
+    /// clip-level maximum need: a frame past the audio sees only silence, so its log power is the
+    /// floor and it can never be the maximum.
+    pub fn log_mel_frames(&self, clips: &[&[f32]], m: i64, device: Device) -> Tensor {
+        let total = self.n_samples / self.hop;
+        let half = self.n_fft / 2;
+        let longest = clips.iter().map(|c| c.len() as i64).max().unwrap_or(0);
+        let need = m
+            .max((longest.min(self.n_samples) + half + self.hop - 1) / self.hop + 1)
+            .min(total);
+        let n = (need * self.hop).min(self.n_samples) as usize;
         let mut flat = vec![0f32; clips.len() * n];
         for (i, c) in clips.iter().enumerate() {
             let k = c.len().min(n);
             flat[i * n..i * n + k].copy_from_slice(&c[..k]);
         }
         let x = Tensor::from_slice(&flat)
-            .view([clips.len() as i64, 1, self.n_samples])
+            .view([clips.len() as i64, 1, n as i64])
             .to_device(device);
-        let x = x
-            .reflection_pad1d([self.n_fft / 2, self.n_fft / 2])
-            .squeeze_dim(1);
+        let x = x.reflection_pad1d([half, half]).squeeze_dim(1);
         let spec = x.stft(
             self.n_fft,
             self.hop,
@@ -201,7 +212,12 @@ impl Whisper {
         let mel = self.mel.matmul(&power);
         let log = mel.clamp_min(1e-10).log10();
         let max = log.amax([1i64, 2].as_slice(), true);
-        (log.maximum(&(max - 8.0)) + 4.0) / 4.0
+        let out = (log.maximum(&(max - 8.0)) + 4.0) / 4.0;
+        if out.size()[2] > m {
+            out.narrow(2, 0, m)
+        } else {
+            out
+        }
     }
 
     /// Output frames covering `samples` of audio (two mel frames each).
@@ -223,20 +239,32 @@ impl Whisper {
                 self.n_samples / 16000
             )));
         }
-        let feats = self.log_mel(clips, device);
+        let max = self.positions.size()[0];
         let lengths: Vec<i64> = clips.iter().map(|c| self.frames_for(c.len())).collect();
-        let feats = match input {
-            WhisperInput::Padded => feats,
-            WhisperInput::Cropped => {
-                let longest = *lengths.iter().max().expect("clips");
-                feats.narrow(2, 0, 2 * longest)
-            }
-        };
-        Ok(self.encode(&feats, lengths))
+        let spans: Vec<i64> = lengths.iter().map(|&l| input.span(l, max)).collect();
+        let t = *spans.iter().max().expect("clips");
+        let mut feats = self.log_mel_frames(clips, 2 * t, device);
+        if spans.iter().any(|&s| s < t) {
+            // Each clip sees exactly what it sees alone: input frames past its span are the
+            // convolution's zero padding, and attention never reaches them.
+            let spans2: Vec<i64> = spans.iter().map(|&s| 2 * s).collect();
+            let keep = super::frame_mask(&spans2, 2 * t, device)
+                .unsqueeze(1)
+                .to_kind(feats.kind());
+            feats = feats * keep;
+        }
+        Ok(self.encode_spans(&feats, lengths, &spans))
     }
 
     /// The encoder on input features `[B, n_mels, 2T]` (T ≤ max_source_positions).
     pub fn encode(&self, feats: &Tensor, lengths: Vec<i64>) -> Hidden {
+        let t = feats.size()[2] / 2;
+        let spans = vec![t; lengths.len()];
+        self.encode_spans(feats, lengths, &spans)
+    }
+
+    /// [`Self::encode`] where clip `b` attends to its first `spans[b]` frames only.
+    fn encode_spans(&self, feats: &Tensor, lengths: Vec<i64>, spans: &[i64]) -> Hidden {
         let h = self
             .act
             .apply(&feats.conv1d(&self.conv1.0, Some(&self.conv1.1), [1], [1], [1], 1));
@@ -246,7 +274,8 @@ impl Whisper {
         let h = h.permute([0, 2, 1]);
         let t = h.size()[1];
         let h = h + self.positions.narrow(0, 0, t);
-        let (states, last) = self.stack.run(h, None);
+        let bias = super::key_padding_bias(spans, t, h.device());
+        let (states, last) = self.stack.run(h, bias.as_ref());
         Hidden {
             states,
             last,

@@ -527,6 +527,10 @@ impl Pipeline {
         if let Some(e) = &mut shape.encoder {
             // The checkpoint's content, not where it lies (nor how many clips share a forward
             // pass), decides the embeddings.
+            // Only Whisper reads `whisper_input`; other encoders keep one key whatever it says.
+            if e.resolve().ok().map(|r| r.arch) != Some(crate::encoders::Arch::Whisper) {
+                e.whisper_input = crate::encoders::WhisperInput::Padded;
+            }
             e.path = std::path::PathBuf::new();
             e.batch = None;
         }
