@@ -445,6 +445,64 @@ fn resolve_pipeline(tree: &mut Value, file: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `protocol: {kind: folds, file: F}` → the test speakers of F (`folds: [[speaker, …], …]`),
+/// read relative to the experiment file (or as given, when that is where it lies), written
+/// into the tree as `test_speakers` so a run's `config.yaml` holds its folds.
+fn resolve_fold_file(tree: &mut Value, file: &Path) -> Result<(), ConfigError> {
+    let Some(Value::Mapping(p)) = tree.get_mut("protocol") else {
+        return Ok(());
+    };
+    let Some(Value::String(name)) = p.get("file").cloned() else {
+        return Ok(());
+    };
+    // A run's config.yaml holds the speakers already.
+    if p.get("test_speakers").is_some_and(|t| t.as_sequence().is_some_and(|s| !s.is_empty())) {
+        return Ok(());
+    }
+    let beside = file.parent().unwrap_or(Path::new(".")).join(&name);
+    let path = if beside.exists() || !Path::new(&name).exists() {
+        beside
+    } else {
+        PathBuf::from(&name)
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        err(
+            file,
+            "protocol.file",
+            format!("cannot read fold file {}: {e}", path.display()),
+        )
+    })?;
+    #[derive(serde::Deserialize)]
+    struct FoldFile {
+        folds: Vec<Vec<serde_yaml::Value>>,
+        #[serde(default)]
+        #[allow(dead_code)]
+        source: Option<String>,
+    }
+    let f: FoldFile = crate::config::parse_yaml(&path, &text)?;
+    let speakers: Vec<Value> = f
+        .folds
+        .into_iter()
+        .map(|fold| {
+            Value::Sequence(
+                fold.into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => Value::String(s),
+                        other => Value::String(
+                            serde_yaml::to_string(&other)
+                                .unwrap_or_default()
+                                .trim()
+                                .to_string(),
+                        ),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    p.insert("test_speakers".into(), Value::Sequence(speakers));
+    Ok(())
+}
+
 /// `model: {preset: x, …}` → the preset's full tree with the overrides; returns the model name.
 fn resolve_model(tree: &mut Value, file: &Path) -> Result<String, ConfigError> {
     let Some(Value::Mapping(m)) = tree.get_mut("model") else {
@@ -512,6 +570,14 @@ impl Experiment {
     pub fn load(file: &Path, sets: &[String]) -> Result<Experiment, ConfigError> {
         let mut tree = read_tree(file, &mut Vec::new())?;
         for s in sets {
+            // `pipeline: file.yaml` takes dotted overrides as `{file: file.yaml, key: value}`.
+            if s.trim_start().starts_with("pipeline.") {
+                if let Some(p @ Value::String(_)) = tree.get_mut("pipeline") {
+                    let mut m = Mapping::new();
+                    m.insert("file".into(), p.clone());
+                    *p = Value::Mapping(m);
+                }
+            }
             apply_set(&mut tree, s).map_err(|m| ConfigError {
                 file: file.to_path_buf(),
                 key: None,
@@ -554,6 +620,7 @@ impl Experiment {
                 expand_env(p, file)?;
             }
         }
+        resolve_fold_file(&mut tree, file)?;
         // The preset (or family) names the model unless `model_name` says otherwise.
         let name = resolve_model(&mut tree, file)?;
         if tree.get("model_name").is_none() {
@@ -767,7 +834,9 @@ fn check_protocol(p: &Protocol, file: &Path) -> Result<(), ConfigError> {
             }
             frac("val_fraction", *val_fraction, 1.0)
         }
-        Protocol::Loso { val_fraction } => frac("val_fraction", *val_fraction, 1.0),
+        Protocol::Loso { val_fraction } | Protocol::Folds { val_fraction, .. } => {
+            frac("val_fraction", *val_fraction, 1.0)
+        }
         Protocol::SpeakerHoldout {
             test_fraction,
             val_fraction,

@@ -50,6 +50,18 @@ pub enum Protocol {
         #[serde(default = "d_val")]
         val_fraction: f64,
     },
+    /// Folds given as lists of test speakers (a published split, e.g. EmoBox's RAVDESS folds):
+    /// `{kind: folds, file: folds/x.yaml}` (read when the experiment loads, relative to the
+    /// experiment file) or `test_speakers: [[a, b], [c, d]]`. Validation speakers are carved from
+    /// each fold's training speakers as in the other protocols.
+    Folds {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<std::path::PathBuf>,
+        #[serde(default)]
+        test_speakers: Vec<Vec<String>>,
+        #[serde(default = "d_val")]
+        val_fraction: f64,
+    },
     Random {
         #[serde(default = "d_test")]
         test_fraction: f64,
@@ -72,6 +84,7 @@ impl Protocol {
             Protocol::SpeakerKfold { .. } => "speaker_kfold",
             Protocol::Loso { .. } => "loso",
             Protocol::SpeakerHoldout { .. } => "speaker_holdout",
+            Protocol::Folds { .. } => "folds",
             Protocol::Random { .. } => "random",
         }
     }
@@ -100,6 +113,7 @@ pub enum SplitError {
 }
 
 struct Speaker {
+    id: String,
     sex: String,
     clips: Vec<usize>,
 }
@@ -111,8 +125,9 @@ fn speakers(clips: &[ClipRecord]) -> Result<Vec<Speaker>, SplitError> {
             .speaker
             .clone()
             .ok_or_else(|| SplitError::NoSpeaker(c.clip_id.clone()))?;
-        map.entry(id)
+        map.entry(id.clone())
             .or_insert_with(|| Speaker {
+                id,
                 sex: c.sex.clone().unwrap_or_else(|| "unknown".into()),
                 clips: Vec::new(),
             })
@@ -256,6 +271,11 @@ pub fn make_folds(
             );
             (vec![test], *val_fraction)
         }
+        Protocol::Folds {
+            test_speakers,
+            val_fraction,
+            ..
+        } => (given_folds(&spk, test_speakers)?, *val_fraction),
         Protocol::Random { .. } => unreachable!("handled above"),
     };
     check_fraction("val_fraction", val_fraction)?;
@@ -271,7 +291,7 @@ pub fn make_folds(
                 .collect()
         };
         let test = clips_of(test_spk);
-        if !matches!(protocol, Protocol::Loso { .. }) {
+        if matches!(protocol, Protocol::SpeakerKfold { .. } | Protocol::SpeakerHoldout { .. }) {
             let have: BTreeSet<usize> = test.iter().map(|&i| labels[i]).collect();
             let missing: Vec<String> = all_classes
                 .difference(&have)
@@ -294,6 +314,48 @@ pub fn make_folds(
         }));
     }
     Ok(folds)
+}
+
+/// Speaker ids match as written, or as numbers (`1` and `01`).
+fn same_speaker(a: &str, b: &str) -> bool {
+    a == b
+        || matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// The speaker groups of `test_speakers`: every listed speaker must exist, and be listed once.
+fn given_folds(spk: &[Speaker], test_speakers: &[Vec<String>]) -> Result<Vec<Vec<usize>>, SplitError> {
+    if test_speakers.is_empty() {
+        return Err(SplitError::Invalid(
+            "protocol folds: give `file` or `test_speakers` (a list of test-speaker lists)".into(),
+        ));
+    }
+    let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut groups = Vec::new();
+    for (f, ids) in test_speakers.iter().enumerate() {
+        if ids.is_empty() {
+            return Err(SplitError::Invalid(format!(
+                "protocol folds: fold {f} has no test speakers"
+            )));
+        }
+        let mut g = Vec::new();
+        for id in ids {
+            let Some(s) = spk.iter().position(|s| same_speaker(&s.id, id)) else {
+                let known: Vec<&str> = spk.iter().map(|s| s.id.as_str()).collect();
+                return Err(SplitError::Invalid(format!(
+                    "protocol folds: fold {f} names speaker {id}, who has no clips here (speakers: {})",
+                    known.join(", ")
+                )));
+            };
+            if let Some(other) = seen.insert(s, f) {
+                return Err(SplitError::Invalid(format!(
+                    "protocol folds: speaker {id} is in the test speakers of folds {other} and {f}"
+                )));
+            }
+            g.push(s);
+        }
+        groups.push(g);
+    }
+    Ok(groups)
 }
 
 fn sorted(mut f: Fold) -> Fold {
