@@ -145,6 +145,51 @@ pub enum FusionWeights {
     /// Each member weighted by its validation UA on the fold (chosen on validation speakers
     /// only, never on the test speakers).
     ValUa,
+    /// Per fold, the weights (a grid of step 0.1 over the members) whose fused validation
+    /// probabilities score the highest validation UA, ties going to the weights nearest equal:
+    /// chosen on the fold's validation speakers only, and never below the best member there,
+    /// since each member alone is on the grid.
+    Validation,
+}
+
+/// Every weight vector of `n` members on a grid of `1 / steps` (summing to 1).
+fn simplex_grid(n: usize, steps: usize) -> Vec<Vec<f64>> {
+    fn rec(n: usize, left: usize, steps: usize, cur: &mut Vec<f64>, out: &mut Vec<Vec<f64>>) {
+        if n == 1 {
+            cur.push(left as f64 / steps as f64);
+            out.push(cur.clone());
+            cur.pop();
+            return;
+        }
+        for k in 0..=left {
+            cur.push(k as f64 / steps as f64);
+            rec(n - 1, left - k, steps, cur, out);
+            cur.pop();
+        }
+    }
+    let mut out = Vec::new();
+    rec(n, steps, steps, &mut Vec::new(), &mut out);
+    out
+}
+
+/// The member weights maximising validation UA ([`FusionWeights::Validation`]), with that UA.
+pub fn choose_weights(val: &[Predictions]) -> Result<(Vec<f64>, f64)> {
+    let n = val.len();
+    let equal = 1.0 / n as f64;
+    let mut best: Option<(f64, f64, Vec<f64>)> = None;
+    for w in simplex_grid(n, 10) {
+        let ua = score(&average_weighted(val, &w)?).test.ua;
+        let dist: f64 = w.iter().map(|x| (x - equal).powi(2)).sum();
+        let better = match &best {
+            None => true,
+            Some((bu, bd, _)) => ua > bu + 1e-12 || ((ua - bu).abs() <= 1e-12 && dist < *bd),
+        };
+        if better {
+            best = Some((ua, dist, w));
+        }
+    }
+    let (ua, _, w) = best.context("no members")?;
+    Ok((w, ua))
 }
 
 /// [`write_average`] with the members weighted by `weights`.
@@ -171,17 +216,49 @@ pub fn write_fused(
         .iter()
         .filter_map(|r| r.metrics().ok().map(|x| x.val_ua))
         .collect();
-    let avg = match weights {
-        FusionWeights::Equal => average(&preds)?,
+    let val_preds: Option<Vec<Predictions>> = members
+        .iter()
+        .map(|r| {
+            let p = r.path(crate::results::VAL_PREDICTIONS);
+            p.exists().then(|| read_predictions(&p, &classes))
+        })
+        .collect::<Option<Result<Vec<_>>>>()
+        .transpose()?;
+    let (w, fused_val_ua) = match weights {
+        FusionWeights::Equal => (vec![1.0; members.len()], None),
         FusionWeights::ValUa => {
             if val.len() != members.len() || val.iter().any(|v| !v.is_finite()) {
                 bail!("weights: val_ua needs every member's validation UA (metrics.json)");
             }
-            average_weighted(&preds, &val)?
+            (val.clone(), None)
+        }
+        FusionWeights::Validation => {
+            let Some(vp) = &val_preds else {
+                let old = members
+                    .iter()
+                    .find(|r| !r.path(crate::results::VAL_PREDICTIONS).exists())
+                    .map(|r| r.dir.display().to_string())
+                    .unwrap_or_default();
+                bail!(
+                    "weights: validation needs every member's validation predictions; {old} has \
+                     no {} (run that experiment again with --force)",
+                    crate::results::VAL_PREDICTIONS
+                );
+            };
+            let (w, ua) = choose_weights(vp)?;
+            (w, Some(ua))
         }
     };
+    let avg = average_weighted(&preds, &w)?;
     let mut m = score(&avg);
     m.val_ua = val.iter().sum::<f64>() / val.len().max(1) as f64;
+    if let Some(vp) = &val_preds {
+        let fused = average_weighted(vp, &w)?;
+        m.val_ua = fused_val_ua.unwrap_or_else(|| score(&fused).test.ua);
+        std::fs::create_dir_all(&out.dir)
+            .with_context(|| format!("cannot create {}", out.dir.display()))?;
+        out.write_predictions(&fused, Some(&out.path(crate::results::VAL_PREDICTIONS)))?;
+    }
     std::fs::create_dir_all(&out.dir)
         .with_context(|| format!("cannot create {}", out.dir.display()))?;
     for f in ["split.parquet", "config.yaml"] {
@@ -212,6 +289,14 @@ pub fn write_fused(
             format!("{exp}/{}", m.run)
         })
         .collect();
+    if weights != FusionWeights::Equal {
+        let total: f64 = w.iter().sum();
+        meta.params.insert(
+            "fusion_weights".into(),
+            serde_json::json!(w.iter().map(|x| x / total).collect::<Vec<_>>()),
+        );
+    }
+    meta.encoder = metas.iter().find_map(|m| m.encoder.clone());
     meta.transductive = metas.iter().any(|m| m.transductive);
     meta.parameters = metas.iter().map(|m| m.parameters).sum();
     meta.seconds = Some(metas.iter().filter_map(|m| m.seconds).sum());
@@ -255,7 +340,8 @@ pub struct FusionSpec {
     /// Default `$EMOLAB_RESULTS` or `results`.
     #[serde(default)]
     pub results: Option<PathBuf>,
-    /// `equal` (the mean) or `val_ua` (each member weighted by its validation UA).
+    /// `equal` (the mean), `val_ua` (each member weighted by its validation UA) or
+    /// `validation` (per fold, the weights that maximise validation UA).
     #[serde(default)]
     pub weights: FusionWeights,
 }

@@ -7,7 +7,11 @@
 //!   `prob_<class>` column per class;
 //! - `metrics.json`: [`RunMetrics`]: test metrics, the same by speaker sex, validation UA of the
 //!   selected epoch;
-//! - `model.safetensors`: weights and the normaliser.
+//! - `model.safetensors`: weights and the normaliser;
+//! - `val_predictions.parquet`: the same for the validation clips (what fusion weights are
+//!   chosen on);
+//! - `layer_weights.json`: [`LayerWeights`], the learned weight of each encoder layer (probe and
+//!   fine-tuned encoder runs).
 //!
 //! Every file is written atomically; `meta.json` says `running` first and `complete` only after
 //! everything else is written, so a run counts as complete exactly when it is.
@@ -98,7 +102,78 @@ pub struct RunMeta {
     /// The Slurm job (`JOBID_TASK` for an array task) that runs it, when Slurm started it.
     #[serde(default)]
     pub slurm_job: Option<String>,
+    /// The pretrained encoder whose features the run read (encoder pipelines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<EncoderInfo>,
 }
+
+/// Which pretrained encoder produced a run's features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderInfo {
+    /// `whisper`, `wavlm`, ...
+    pub arch: String,
+    /// The model folder as the experiment named it.
+    pub path: String,
+    /// Content hash of `config.json` and the weights (the feature cache's key).
+    pub hash: String,
+    /// Transformer layers and width.
+    pub layers: usize,
+    pub hidden: usize,
+    pub parameters: u64,
+    /// The hidden states kept (0 = the first layer's input).
+    pub states: Vec<usize>,
+    pub pooling: String,
+    /// Whisper only: `padded`, `cropped` or the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whisper_input: Option<String>,
+}
+
+impl EncoderInfo {
+    /// One line for logs and reports: `whisper 4 × 384, 8.2 M parameters, states 0-4 (mean), cropped, 1a2b3c4d`.
+    pub fn line(&self) -> String {
+        let states = match (self.states.first(), self.states.last()) {
+            (Some(a), Some(b)) if self.states.len() > 1 && b - a + 1 == self.states.len() => {
+                format!("states {a}-{b}")
+            }
+            _ => format!(
+                "states {}",
+                self.states
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        let input = self
+            .whisper_input
+            .as_ref()
+            .map(|w| format!(", {w}"))
+            .unwrap_or_default();
+        format!(
+            "{} {} × {}, {:.1} M parameters, {states} ({}){input}, {} [{}]",
+            self.arch,
+            self.layers,
+            self.hidden,
+            self.parameters as f64 / 1e6,
+            self.pooling,
+            &self.hash[..self.hash.len().min(12)],
+            self.path,
+        )
+    }
+}
+
+/// `layer_weights.json`: the softmax weight a probe (or fine-tuned encoder) learned for each
+/// hidden state it reads; the weights sum to 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerWeights {
+    /// Hidden-state indices (0 = the input of the first transformer layer).
+    pub states: Vec<usize>,
+    pub weights: Vec<f64>,
+}
+
+/// File names of a run folder.
+pub const LAYER_WEIGHTS: &str = "layer_weights.json";
+pub const VAL_PREDICTIONS: &str = "val_predictions.parquet";
 
 /// `metrics.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -540,6 +540,7 @@ pub fn run_one(
         host: crate::util::hostname(),
         pid: Some(std::process::id()),
         slurm_job: crate::cluster::slurm::current_job(),
+        encoder: exp.pipeline.encoder.as_ref().and_then(|e| e.info()),
     };
     dir.write_meta(&meta)?;
     let mut split = SplitRows::default();
@@ -563,6 +564,7 @@ pub fn run_one(
         stop_after: None,
         progress: opts.progress,
     };
+    let mut layer_weights = None;
     let (fit, parameters) = match exp.model.classical() {
         Some(spec) => {
             let fit =
@@ -584,6 +586,7 @@ pub fn run_one(
             .expect("no stop_after");
             fit.model.save(&dir.path("model.safetensors"))?;
             let p = fit.model.parameters();
+            layer_weights = learned_layer_weights(&fit.model, exp);
             held_out_embeddings(&fit.model, prep, fold, &val_ds, &test_ds)?.write(&dir.dir)?;
             let mut fit = fit;
             if exp.pipeline.clip_vectors() {
@@ -603,25 +606,29 @@ pub fn run_one(
         }
     }
     dir.write_history(&fit.history)?;
-    let test_clips: Vec<&ClipRecord> = fold.test.iter().map(|&i| &prep.clips[i]).collect();
-    let preds = Predictions {
-        clip_id: test_clips.iter().map(|c| c.clip_id.clone()).collect(),
-        path: test_clips.iter().map(|c| c.path.clone()).collect(),
-        speaker: test_clips.iter().map(|c| c.speaker.clone()).collect(),
-        sex: test_clips.iter().map(|c| c.sex.clone()).collect(),
-        truth: fold
-            .test
+    let predictions_of = |idx: &[usize], probs: &[Vec<f32>], pred: &[usize]| Predictions {
+        clip_id: idx.iter().map(|&i| prep.clips[i].clip_id.clone()).collect(),
+        path: idx.iter().map(|&i| prep.clips[i].path.clone()).collect(),
+        speaker: idx.iter().map(|&i| prep.clips[i].speaker.clone()).collect(),
+        sex: idx.iter().map(|&i| prep.clips[i].sex.clone()).collect(),
+        truth: idx
             .iter()
             .map(|&i| prep.classes[prep.labels[i]].clone())
             .collect(),
-        prediction: fit
-            .test_pred
-            .iter()
-            .map(|&p| prep.classes[p].clone())
-            .collect(),
+        prediction: pred.iter().map(|&p| prep.classes[p].clone()).collect(),
         classes: prep.classes.clone(),
-        probs: fit.test_probs.clone(),
+        probs: probs.to_vec(),
     };
+    let test_clips: Vec<&ClipRecord> = fold.test.iter().map(|&i| &prep.clips[i]).collect();
+    let preds = predictions_of(&fold.test, &fit.test_probs, &fit.test_pred);
+    if fit.val_probs.len() == fold.val.len() {
+        let val_pred: Vec<usize> = fit.val_probs.iter().map(|p| crate::metrics::argmax(p)).collect();
+        let val = predictions_of(&fold.val, &fit.val_probs, &val_pred);
+        dir.write_predictions(&val, Some(&dir.path(crate::results::VAL_PREDICTIONS)))?;
+    }
+    if let Some(w) = &layer_weights {
+        crate::results::write_json(&dir.path(crate::results::LAYER_WEIGHTS), w)?;
+    }
     dir.write_predictions(&preds, None)?;
     let truth: Vec<usize> = fold.test.iter().map(|&i| prep.labels[i]).collect();
     let sexes: Vec<Option<String>> = test_clips.iter().map(|c| c.sex.clone()).collect();
@@ -645,6 +652,43 @@ pub fn run_one(
     dir.write_meta(&meta)?;
     let _ = std::fs::remove_file(dir.path(train::checkpoint::CHECKPOINT));
     Ok(())
+}
+
+/// The softmax weights a probe or a fine-tuned encoder learned over the hidden states it reads,
+/// with those states' indices; `None` for other models.
+fn learned_layer_weights(
+    model: &train::Trained,
+    exp: &Experiment,
+) -> Option<crate::results::LayerWeights> {
+    let vars = model.vs.variables();
+    let logits = vars
+        .iter()
+        .find(|(name, _)| name.ends_with("layer_logits"))
+        .map(|(_, t)| t)?;
+    let weights: Vec<f64> = Vec::<f32>::try_from(
+        logits
+            .softmax(0, tch::Kind::Float)
+            .to_device(tch::Device::Cpu),
+    )
+    .ok()?
+    .into_iter()
+    .map(f64::from)
+    .collect();
+    let cached = exp
+        .pipeline
+        .encoder
+        .as_ref()
+        .and_then(|e| e.layer_indices())
+        .unwrap_or_default();
+    // A probe reads the cached states; a fine-tuned encoder starts from its one cached state
+    // and adds the output of each layer it runs.
+    let states = if cached.len() == weights.len() {
+        cached
+    } else {
+        let first = cached.first().copied().unwrap_or(0);
+        (first..first + weights.len()).collect()
+    };
+    Some(crate::results::LayerWeights { states, weights })
 }
 
 /// The penultimate-layer vectors of the validation and the test clips of `fold`

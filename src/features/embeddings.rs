@@ -223,6 +223,28 @@ impl EncoderSpec {
         )
     }
 
+    /// Which encoder this is, for `meta.json`, logs and reports (needs the folder).
+    pub fn info(&self) -> Option<crate::results::EncoderInfo> {
+        let r = self.resolve().ok()?;
+        let summary = crate::encoders::Summary::of(&self.path).ok()?;
+        Some(crate::results::EncoderInfo {
+            arch: r.arch.name().into(),
+            path: self.path.display().to_string(),
+            hash: r.hash.clone(),
+            layers: r.states - 1,
+            hidden: r.hidden,
+            parameters: summary.parameters,
+            states: self.layer_indices()?,
+            pooling: match self.pooling {
+                Pooling::Mean => "mean",
+                Pooling::MeanStd => "mean_std",
+                Pooling::None => "frames",
+            }
+            .into(),
+            whisper_input: (r.arch == Arch::Whisper).then(|| self.whisper_input.name()),
+        })
+    }
+
     /// What the cache key holds in place of the folder: the content hash and the version.
     pub fn key_part(&self) -> String {
         let hash = self
@@ -255,7 +277,15 @@ impl std::fmt::Debug for Embedder {
 impl Embedder {
     pub fn new(spec: &EncoderSpec, device: tch::Device) -> Result<Embedder, EncoderError> {
         spec.resolve()?;
+        let started = std::time::Instant::now();
         let encoder = Encoder::load(&spec.path, device)?;
+        if let Some(info) = spec.info() {
+            eprintln!(
+                "encoder: {} loaded on {device:?} in {:.2} s",
+                info.line(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         let layers = spec.layer_indices().expect("resolved");
         let mut chunk = (spec.chunk_s * 16000.0) as usize;
         if let Some(m) = encoder.max_samples() {

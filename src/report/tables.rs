@@ -237,11 +237,15 @@ fn runs_frame(loaded: &Loaded) -> Result<DataFrame> {
 
 fn leaderboard(runs: &DataFrame, loaded: &Loaded) -> Result<DataFrame> {
     let mut devices: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut encoders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &loaded.runs {
         devices
             .entry(r.entry())
             .or_default()
             .insert(r.meta.device.clone());
+        if let Some(e) = &r.meta.encoder {
+            encoders.entry(r.entry()).or_default().insert(e.line());
+        }
     }
     let lb = runs
         .clone()
@@ -318,6 +322,12 @@ fn leaderboard(runs: &DataFrame, loaded: &Loaded) -> Result<DataFrame> {
     let notes: Vec<String> = (0..lb.height())
         .map(|i| {
             let mut n = Vec::new();
+            if let Some(e) = encoders.get(&entries[i]) {
+                n.push(format!(
+                    "encoder: {}",
+                    e.iter().cloned().collect::<Vec<_>>().join(" / ")
+                ));
+            }
             if trans[i] {
                 n.push(TRANSDUCTIVE_NOTE.to_string());
             }

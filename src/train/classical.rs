@@ -190,6 +190,7 @@ pub fn fit(
         test: test_metrics,
         test_pred,
         test_probs,
+        val_probs: vp.clone(),
         // Fitted on the validation speakers' probabilities from the model fitted on the
         // training speakers (the refitted model has seen the validation clips).
         temperature: t,

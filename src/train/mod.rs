@@ -217,6 +217,10 @@ pub struct FitResult<M = Trained> {
     /// Test predictions and class probabilities, in test-set order.
     pub test_pred: Vec<usize>,
     pub test_probs: Vec<Vec<f32>>,
+    /// Validation-clip probabilities of a model that was not fitted on them (the selected
+    /// network; a classical model before its refit on training + validation clips): what
+    /// late-fusion weights are chosen on.
+    pub val_probs: Vec<Vec<f32>>,
     /// Temperature minimising the validation NLL of the selected model ([`crate::calibration`]).
     pub temperature: f64,
     /// Entropy (of the temperature-scaled probabilities) under which
@@ -238,6 +242,7 @@ impl<M> FitResult<M> {
             test: self.test,
             test_pred: self.test_pred,
             test_probs: self.test_probs,
+            val_probs: self.val_probs,
             temperature: self.temperature,
             abstain_entropy: self.abstain_entropy,
             importance: self.importance,
@@ -793,6 +798,7 @@ pub fn fit_with(
         test: test_metrics,
         test_pred: st.pred,
         test_probs: st.probs,
+        val_probs: sv.probs,
         temperature,
         abstain_entropy,
         importance: None,

@@ -11,6 +11,7 @@ mod curves;
 mod embeddings;
 mod importance;
 mod issues;
+mod layers;
 mod leaderboard;
 mod leakage;
 mod paired;
@@ -82,6 +83,12 @@ pub(in crate::report) const SECTIONS: &[BuildFn] = &[
             return Ok(None);
         }
         b.importance().map(Some)
+    },
+    |b, _| {
+        if b.entries.is_empty() {
+            return Ok(None);
+        }
+        b.layers()
     },
     |b, _| b.issues().map(Some),
     |b, cx| Ok(Some(b.about(cx.opts))),
