@@ -492,4 +492,42 @@ mod tests {
         assert!(average_weighted(&[a.clone(), b.clone()], &[1.0]).is_err());
         assert!(average_weighted(&[a, b], &[1.0, f64::NAN]).is_err());
     }
+
+    /// Validation-chosen weights never fuse below the better member on validation, prefer the
+    /// equal mix on ties, and span the simplex in 0.1 steps.
+    #[test]
+    fn validation_weights_never_lose_to_a_member_and_tie_to_equal() {
+        assert_eq!(simplex_grid(2, 10).len(), 11);
+        assert_eq!(simplex_grid(3, 10).len(), 66);
+        assert!(simplex_grid(3, 10)
+            .iter()
+            .all(|w| (w.iter().sum::<f64>() - 1.0).abs() < 1e-9));
+        // A is confidently wrong on clip 2, B mildly wrong on clip 1: only a mix gets both.
+        let a = preds(vec![vec![0.9, 0.1], vec![0.9, 0.1]]);
+        let b = preds(vec![vec![0.4, 0.6], vec![0.0, 1.0]]);
+        let (w, ua) = choose_weights(&[a.clone(), b.clone()]).unwrap();
+        let alone = |p: &Predictions| {
+            score(&average_weighted(&[p.clone()], &[1.0]).unwrap())
+                .test
+                .ua
+        };
+        assert_eq!(ua, 1.0, "{w:?}");
+        assert!(ua >= alone(&a) && ua >= alone(&b));
+        assert_eq!(
+            score(&average_weighted(&[a.clone(), b.clone()], &w).unwrap())
+                .test
+                .ua,
+            ua
+        );
+        // Identical members tie everywhere: the equal mix is kept.
+        let (w, _) = choose_weights(&[a.clone(), a]).unwrap();
+        assert_eq!(w, vec![0.5, 0.5]);
+        // One member that is always right, one always wrong: all weight on the right one
+        // would do, and so does anything above half; ties go to the one nearest equal.
+        let right = preds(vec![vec![0.8, 0.2], vec![0.2, 0.8]]);
+        let wrong = preds(vec![vec![0.2, 0.8], vec![0.8, 0.2]]);
+        let (w, ua) = choose_weights(&[right, wrong]).unwrap();
+        assert_eq!(ua, 1.0);
+        assert!((w[0] - 0.6).abs() < 1e-9, "{w:?}");
+    }
 }

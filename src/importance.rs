@@ -1,7 +1,8 @@
 //! Permutation importance (Breiman 2001; scikit-learn's `permutation_importance`) of clip-vector
 //! models on the validation speakers: each feature's values are shuffled across the validation
 //! clips, and the drop in validation UA, averaged over [`REPEATS`] seeded shuffles, is its
-//! importance. Measured with the model fitted on the training clips only (a classical model's
+//! importance (a pretrained encoder's dimensions are shuffled a layer at a time). Measured with
+//! the model fitted on the training clips only (a classical model's
 //! refit on training + validation clips is not used), so the validation clips are unseen; the
 //! test clips are never touched. Written per run as `importance.parquet` (feature, importance,
 //! std) and summarised over runs by `emolab report`.
@@ -30,21 +31,39 @@ pub fn permutation(
     labels: &[usize],
     classes: &[String],
     seed: u64,
-    mut predict: impl FnMut(&[Vec<f32>]) -> Vec<usize>,
+    predict: impl FnMut(&[Vec<f32>]) -> Vec<usize>,
 ) -> Vec<(f64, f64)> {
     let d = rows.first().map_or(0, |r| r.len());
+    let singletons: Vec<Vec<usize>> = (0..d).map(|j| vec![j]).collect();
+    permutation_groups(rows, labels, classes, seed, &singletons, predict)
+}
+
+/// `(mean, std)` UA drop per group of columns, each group's columns shuffled together (one
+/// permutation of the clips for the whole group: the group's values stay a real clip's). A
+/// pretrained encoder's hundreds of anonymous dimensions are scored per layer this way.
+pub fn permutation_groups(
+    rows: &[Vec<f32>],
+    labels: &[usize],
+    classes: &[String],
+    seed: u64,
+    groups: &[Vec<usize>],
+    mut predict: impl FnMut(&[Vec<f32>]) -> Vec<usize>,
+) -> Vec<(f64, f64)> {
     let ua = |pred: &[usize]| metrics::compute(labels, pred, classes).ua;
     let base = ua(&predict(rows));
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1f1f_2e2e);
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    (0..d)
-        .map(|j| {
+    groups
+        .iter()
+        .map(|cols| {
             let drops: Vec<f64> = (0..REPEATS)
                 .map(|_| {
                     order.shuffle(&mut rng);
                     let mut x = rows.to_vec();
                     for (i, &src) in order.iter().enumerate() {
-                        x[i][j] = rows[src][j];
+                        for &j in cols {
+                            x[i][j] = rows[src][j];
+                        }
                     }
                     base - ua(&predict(&x))
                 })
@@ -56,6 +75,24 @@ pub fn permutation(
         .collect()
 }
 
+/// Importance groups of a run: `None` for one per feature, else each group's columns.
+pub type Groups<'a> = Option<&'a [Vec<usize>]>;
+
+/// [`permutation`], or [`permutation_groups`] where `groups` is given.
+pub fn permutation_in(
+    rows: &[Vec<f32>],
+    labels: &[usize],
+    classes: &[String],
+    seed: u64,
+    groups: Groups,
+    predict: impl FnMut(&[Vec<f32>]) -> Vec<usize>,
+) -> Vec<(f64, f64)> {
+    match groups {
+        Some(g) => permutation_groups(rows, labels, classes, seed, g, predict),
+        None => permutation(rows, labels, classes, seed, predict),
+    }
+}
+
 /// [`permutation`] of a network trained on clip vectors, on the validation clips `val` (whose
 /// speaker statistics, if any, stay attached to their clips).
 pub fn of_network(
@@ -63,10 +100,11 @@ pub fn of_network(
     val: &Dataset,
     classes: &[String],
     seed: u64,
+    groups: Groups,
 ) -> Result<Vec<(f64, f64)>, TrainError> {
     let rows: Vec<Vec<f32>> = val.features.iter().map(|x| x.to_vec()).collect();
     let mut failed = None;
-    let imp = permutation(&rows, &val.labels, classes, seed, |x| {
+    let imp = permutation_in(&rows, &val.labels, classes, seed, groups, |x| {
         let ds = Dataset {
             features: x.iter().map(|r| r.clone().into()).collect(),
             ..val.clone()
@@ -123,5 +161,35 @@ mod tests {
         });
         assert!(imp[0].0 > 0.3, "{imp:?}");
         assert_eq!(imp[1], (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_group_is_shuffled_as_one_and_singletons_match_per_feature() {
+        // The model reads the sum of columns 0 and 1 (one "layer"); columns 2-3 are ignored.
+        let rows: Vec<Vec<f32>> = (0..40)
+            .map(|i| {
+                let s = if i % 2 == 0 { 1.0 } else { -1.0 };
+                vec![s, s, i as f32, -(i as f32)]
+            })
+            .collect();
+        let labels: Vec<usize> = (0..40).map(|i| (i % 2 == 0) as usize).collect();
+        let classes = vec!["a".to_string(), "b".to_string()];
+        let model = |x: &[Vec<f32>]| x.iter().map(|r| (r[0] + r[1] > 0.0) as usize).collect();
+        let imp = permutation_groups(
+            &rows,
+            &labels,
+            &classes,
+            3,
+            &[vec![0, 1], vec![2, 3]],
+            model,
+        );
+        assert_eq!(imp.len(), 2);
+        assert!(imp[0].0 > 0.3, "{imp:?}");
+        assert_eq!(imp[1], (0.0, 0.0));
+        let singles: Vec<Vec<usize>> = (0..4).map(|j| vec![j]).collect();
+        assert_eq!(
+            permutation_groups(&rows, &labels, &classes, 3, &singles, model),
+            permutation(&rows, &labels, &classes, 3, model)
+        );
     }
 }

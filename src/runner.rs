@@ -565,10 +565,19 @@ pub fn run_one(
         progress: opts.progress,
     };
     let mut layer_weights = None;
+    let groups = exp.pipeline.importance_groups();
+    let group_cols = groups.as_ref().map(|(_, g)| g.as_slice());
     let (fit, parameters) = match exp.model.classical() {
         Some(spec) => {
-            let fit =
-                train::classical::fit(&spec, &prep.classes, &train_ds, &val_ds, &test_ds, &cfg)?;
+            let fit = train::classical::fit(
+                &spec,
+                &prep.classes,
+                &train_ds,
+                &val_ds,
+                &test_ds,
+                &cfg,
+                group_cols,
+            )?;
             fit.model.save(&dir.path(CLASSICAL_MODEL))?;
             let p = fit.model.parameters();
             (fit.without_model(), p)
@@ -595,12 +604,17 @@ pub fn run_one(
                     &val_ds,
                     &prep.classes,
                     seed,
+                    group_cols,
                 )?);
             }
             (fit.without_model(), p)
         }
     };
-    if let (Some(imp), Some(names)) = (&fit.importance, exp.pipeline.feature_names()) {
+    let names = match groups {
+        Some((names, _)) => Some(names),
+        None => exp.pipeline.feature_names(),
+    };
+    if let (Some(imp), Some(names)) = (&fit.importance, names) {
         if names.len() == imp.len() {
             crate::importance::write(&dir.dir, &names, imp)?;
         }
@@ -622,7 +636,11 @@ pub fn run_one(
     let test_clips: Vec<&ClipRecord> = fold.test.iter().map(|&i| &prep.clips[i]).collect();
     let preds = predictions_of(&fold.test, &fit.test_probs, &fit.test_pred);
     if fit.val_probs.len() == fold.val.len() {
-        let val_pred: Vec<usize> = fit.val_probs.iter().map(|p| crate::metrics::argmax(p)).collect();
+        let val_pred: Vec<usize> = fit
+            .val_probs
+            .iter()
+            .map(|p| crate::metrics::argmax(p))
+            .collect();
         let val = predictions_of(&fold.val, &fit.val_probs, &val_pred);
         dir.write_predictions(&val, Some(&dir.path(crate::results::VAL_PREDICTIONS)))?;
     }

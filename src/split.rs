@@ -291,7 +291,10 @@ pub fn make_folds(
                 .collect()
         };
         let test = clips_of(test_spk);
-        if matches!(protocol, Protocol::SpeakerKfold { .. } | Protocol::SpeakerHoldout { .. }) {
+        if matches!(
+            protocol,
+            Protocol::SpeakerKfold { .. } | Protocol::SpeakerHoldout { .. }
+        ) {
             let have: BTreeSet<usize> = test.iter().map(|&i| labels[i]).collect();
             let missing: Vec<String> = all_classes
                 .difference(&have)
@@ -318,12 +321,14 @@ pub fn make_folds(
 
 /// Speaker ids match as written, or as numbers (`1` and `01`).
 fn same_speaker(a: &str, b: &str) -> bool {
-    a == b
-        || matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(x), Ok(y)) if x == y)
+    a == b || matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(x), Ok(y)) if x == y)
 }
 
 /// The speaker groups of `test_speakers`: every listed speaker must exist, and be listed once.
-fn given_folds(spk: &[Speaker], test_speakers: &[Vec<String>]) -> Result<Vec<Vec<usize>>, SplitError> {
+fn given_folds(
+    spk: &[Speaker],
+    test_speakers: &[Vec<String>],
+) -> Result<Vec<Vec<usize>>, SplitError> {
     if test_speakers.is_empty() {
         return Err(SplitError::Invalid(
             "protocol folds: give `file` or `test_speakers` (a list of test-speaker lists)".into(),
@@ -407,6 +412,40 @@ mod tests {
             }
         }
         (clips, labels, names)
+    }
+
+    #[test]
+    fn given_folds_test_exactly_the_listed_speakers_and_reject_unknown_or_repeated_ones() {
+        let (clips, labels, names) = corpus();
+        let folds_of = |t: &[&[&str]]| {
+            let p = Protocol::Folds {
+                file: None,
+                test_speakers: t
+                    .iter()
+                    .map(|f| f.iter().map(|s| s.to_string()).collect())
+                    .collect(),
+                val_fraction: 0.2,
+            };
+            make_folds(&clips, &labels, &names, &p, 3)
+        };
+        let folds = folds_of(&[&["spk00", "spk05"], &["spk11"]]).unwrap();
+        assert_eq!(folds.len(), 2);
+        let want: [BTreeSet<String>; 2] = [
+            ["spk00".to_string(), "spk05".to_string()].into(),
+            ["spk11".to_string()].into(),
+        ];
+        for (f, w) in folds.iter().zip(&want) {
+            assert_eq!(&speakers_of(&clips, &f.test), w);
+            let (tr, va) = (speakers_of(&clips, &f.train), speakers_of(&clips, &f.val));
+            assert!(tr.is_disjoint(w) && va.is_disjoint(w) && tr.is_disjoint(&va));
+            assert_eq!(f.train.len() + f.val.len() + f.test.len(), clips.len());
+        }
+        let e = folds_of(&[&["spk00"], &["spk99"]]).unwrap_err().to_string();
+        assert!(e.contains("fold 1") && e.contains("spk99"), "{e}");
+        let e = folds_of(&[&["spk03"], &["spk03"]]).unwrap_err().to_string();
+        assert!(e.contains("spk03") && e.contains("folds 0 and 1"), "{e}");
+        assert!(folds_of(&[]).is_err());
+        assert!(same_speaker("01", "1") && !same_speaker("01", "10"));
     }
 
     #[test]

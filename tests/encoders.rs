@@ -348,6 +348,58 @@ results: {results}
         "probe test UA {ua:.3} is not clearly above chance (1/6)"
     );
 
+    // The run names its encoder, learns a softmax mix of its layers and keeps the validation
+    // predictions the fusion weighs its members on.
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("meta.json")).unwrap()).unwrap();
+    let enc = &meta["encoder"];
+    assert_eq!(enc["arch"], "wavlm", "{meta}");
+    assert_eq!(enc["states"], serde_json::json!([0, 1, 2]), "{meta}");
+    assert_eq!(enc["pooling"], "mean_std", "{meta}");
+    assert!(
+        enc["hash"].as_str().is_some_and(|h| h.len() >= 12),
+        "{meta}"
+    );
+    assert!(enc.get("whisper_input").is_none(), "{meta}");
+    let lw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("layer_weights.json")).unwrap())
+            .unwrap();
+    assert_eq!(lw["states"], serde_json::json!([0, 1, 2]), "{lw}");
+    let w: Vec<f64> = lw["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(w.len(), 3, "{lw}");
+    assert!(w.iter().all(|&x| x > 0.0), "{lw}");
+    assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{lw}");
+    // Trained for 40 epochs at 3e-3, the mix has moved off its uniform start.
+    assert!(w.iter().any(|&x| (x - 1.0 / 3.0).abs() > 1e-4), "{lw}");
+    let val = common::read_parquet(&run.join("val_predictions.parquet"));
+    assert!(val.height() > 0);
+    // Permutation importance per layer and statistic, not per anonymous dimension.
+    let imp = common::read_parquet(&run.join("importance.parquet"));
+    let feats: Vec<String> = imp
+        .column("feature")
+        .unwrap()
+        .str()
+        .unwrap()
+        .into_no_null_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        feats,
+        [
+            "state0_mean",
+            "state0_std",
+            "state1_mean",
+            "state1_std",
+            "state2_mean",
+            "state2_std"
+        ]
+    );
+
     // A second run (forced retraining) finds every embedding cached.
     let (ok, out, err) = common::emolab(&["run", exp.to_str().unwrap(), "--force"]);
     assert!(ok, "{out}\n{err}");
@@ -671,13 +723,25 @@ fn real_whisper_tiny_en_matches_transformers() {
         let want_kept = &r[&format!("{prefix}.kept")];
         let want_mean = &r[&format!("{prefix}.mean")];
         let own = out.lengths[b as usize];
-        assert_eq!(out.states.len() as i64, want_kept.size()[0], "{prefix}: states");
+        assert_eq!(
+            out.states.len() as i64,
+            want_kept.size()[0],
+            "{prefix}: states"
+        );
         for (l, s) in out.states.iter().enumerate() {
             let s = s.get(b);
             let got = s.index_select(0, frames);
-            check(&got, &want_kept.get(l as i64), &format!("{prefix} state {l} frames"));
+            check(
+                &got,
+                &want_kept.get(l as i64),
+                &format!("{prefix} state {l} frames"),
+            );
             let mean = s.narrow(0, 0, own).mean_dim(0, false, Kind::Float);
-            check(&mean, &want_mean.get(l as i64), &format!("{prefix} state {l} mean"));
+            check(
+                &mean,
+                &want_mean.get(l as i64),
+                &format!("{prefix} state {l} mean"),
+            );
         }
     };
     for (mode, input) in modes {
@@ -696,4 +760,60 @@ fn real_whisper_tiny_en_matches_transformers() {
             compare(&out, b as i64, &prefix);
         }
     }
+}
+
+/// `--set` reaches into the blocks of a pipeline given as a file, and a Whisper run says which
+/// encoder it loaded (log line, `meta.json`) and how Whisper saw the clips.
+#[test]
+fn set_reaches_into_a_pipeline_file_and_the_run_names_its_whisper_encoder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = synth_corpus(tmp.path(), 6, 7);
+    let pipelines = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let exp = tmp.path().join("probe.yaml");
+    std::fs::write(
+        &exp,
+        format!(
+            "corpus: {{path: {corpus}, format: cremad, labels: [anger, disgust, fear, happiness, neutral, sadness]}}
+protocol: {{kind: speaker_kfold, k: 3, val_fraction: 0.2}}
+pipeline: {pipelines}/encoder_mean.yaml
+model: {{preset: probe, hidden: 32}}
+train: {{epochs: 3, batch_size: 32, threads: 2, device: cpu, normalize: per_mel}}
+folds: [0]
+cache: {cache}
+results: {results}
+",
+            corpus = corpus.display(),
+            pipelines = pipelines.display(),
+            cache = tmp.path().join("cache").display(),
+            results = tmp.path().join("results").display(),
+        ),
+    )
+    .unwrap();
+    let path = format!("pipeline.encoder.path={}", fixture("whisper_80").display());
+    let (ok, out, err) = common::emolab(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--set",
+        &path,
+        "--set",
+        "pipeline.encoder.kind=whisper",
+        "--set",
+        "pipeline.encoder.whisper_input=5",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        err.contains("encoder: whisper 2 × 32") && err.contains("5 s window"),
+        "{err}"
+    );
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("results/probe/fold0-seed0/meta.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["encoder"]["arch"], "whisper", "{meta}");
+    assert_eq!(
+        meta["encoder"]["states"],
+        serde_json::json!([0, 1, 2]),
+        "{meta}"
+    );
+    assert_eq!(meta["encoder"]["whisper_input"], "5 s window", "{meta}");
 }

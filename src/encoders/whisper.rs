@@ -251,7 +251,7 @@ impl Whisper {
             let keep = super::frame_mask(&spans2, 2 * t, device)
                 .unsqueeze(1)
                 .to_kind(feats.kind());
-            feats = feats * keep;
+            feats *= keep;
         }
         Ok(self.encode_spans(&feats, lengths, &spans))
     }

@@ -502,6 +502,30 @@ impl Pipeline {
         )
     }
 
+    /// Permutation-importance units of a clip vector: `(names, column groups)`, one group per
+    /// encoder layer (and statistic) for a pretrained encoder, whose single dimensions mean
+    /// nothing alone; `None` where every feature is its own unit (or there are no clip vectors).
+    pub fn importance_groups(&self) -> Option<(Vec<String>, Vec<Vec<usize>>)> {
+        let e = self.encoder.as_ref().filter(|_| self.clip_vectors())?;
+        let layers = e.layer_indices()?;
+        let h = e.resolve().ok()?.hidden;
+        let stats: &[&str] = if e.pooling == super::embeddings::Pooling::MeanStd {
+            &["mean", "std"]
+        } else {
+            &["mean"]
+        };
+        let mut names = Vec::new();
+        let mut groups = Vec::new();
+        for l in &layers {
+            for s in stats {
+                let start = groups.len() * h;
+                names.push(format!("state{l}_{s}"));
+                groups.push((start..start + h).collect());
+            }
+        }
+        Some((names, groups))
+    }
+
     /// Channels per frame: 1, plus one per delta order.
     pub fn channels(&self) -> usize {
         if let Some(e) = &self.encoder {

@@ -87,7 +87,8 @@ fn nll(probs: &[Vec<f32>], labels: &[usize]) -> f64 {
         / labels.len().max(1) as f64
 }
 
-/// Fit `spec` on `train`, report on `val`, refit on both and score `test` once.
+/// Fit `spec` on `train`, report on `val`, refit on both and score `test` once. Permutation
+/// importance is measured per column, or per group of `importance_groups`.
 pub fn fit(
     spec: &ClassicalSpec,
     class_names: &[String],
@@ -95,6 +96,7 @@ pub fn fit(
     val: &Dataset,
     test: &Dataset,
     cfg: &FitConfig,
+    importance_groups: crate::importance::Groups,
 ) -> Result<FitResult<ClassicalTrained>, TrainError> {
     if train.is_empty() || val.is_empty() || test.is_empty() {
         return Err(TrainError::Empty);
@@ -147,9 +149,14 @@ pub fn fit(
     let (vp, _, vm) = score(&first, &xv, &val.labels);
     let train_seconds = started.elapsed().as_secs_f64();
     // Importance with the model that has not seen the validation clips.
-    let importance = crate::importance::permutation(&xv, &val.labels, class_names, cfg.seed, |x| {
-        first.predict(&matrix(x)).1
-    });
+    let importance = crate::importance::permutation_in(
+        &xv,
+        &val.labels,
+        class_names,
+        cfg.seed,
+        importance_groups,
+        |x| first.predict(&matrix(x)).1,
+    );
     // Refit on training + validation clips; only this model sees the test clips.
     let mut x_all = xt;
     x_all.extend(xv);
