@@ -37,10 +37,10 @@ help:
 	@echo "make bench-features  librosa (seed path) vs emolab featurize on 7,442 synthetic CREMA-D clips"
 	@echo "make bench-train  cnn_v3 in PyTorch vs emolab per epoch, then every family"
 	@echo "make bench-baseline [BASELINE_EXP=emodb_crnn]  openSMILE eGeMAPS + SVM on that experiment's folds, beside it"
-	@echo "make bench-accuracy [ACCURACY_EXPS=\"emodb_cnn emodb_crnn\"]  run them on EmoDB (\$$EMODB), then the baseline beside them"
+	@echo "make bench-accuracy [ACCURACY_EXPS=\"emodb_cnn emodb_crnn\"] [ENCODER_DIR=models/whisper-tiny.en]  run them (and the encoder recipes) on EmoDB (\$$EMODB), then the baseline beside them"
 	@echo "make bench-classical [CLASSICAL_EXPS=...]  emolab's SVM / forest / logistic vs scikit-learn on the same vectors and folds"
 	@echo "make bench-pitch  plain YIN's voicing decisions vs librosa.pyin on every EmoDB clip (\$$EMODB)"
-	@echo "make bench-encoders [BENCH_DEVICE=cuda]  emolab's encoders vs transformers (random tiny and base-sized configs)"
+	@echo "make bench-encoders [BENCH_DEVICE=cuda] [ENCODER_DIR=models/whisper-tiny.en]  emolab's encoders vs transformers (random tiny and base-sized configs, and the real Whisper folder)"
 	@echo "make fmt     cargo fmt"
 
 setup: build
@@ -110,11 +110,23 @@ bench-baseline: setup bench-venv
 
 # Benchmark, not a test: EmoDB leave-one-speaker-out with the earlier and the recommended
 # recipes, and the eGeMAPS + SVM baseline on the same folds, side by side.
+# With a Whisper folder at ENCODER_DIR (config.json + model.safetensors), the encoder recipes
+# (probe, Whisper SVM, their inductive twins and fusions) run too, on the same folds.
 EMODB ?= data/emodb
-ACCURACY_EXPS ?= emodb_cnn emodb_crnn emodb_functionals_svm emodb_fusion_svm_crnn
+ENCODER_DIR ?= models/whisper-tiny.en
+ACCURACY_EXPS ?= emodb_cnn emodb_crnn emodb_functionals_svm emodb_functionals_svm_train emodb_fusion_svm_crnn
+ENCODER_EXPS ?= emodb_whisper_probe emodb_whisper_probe_inductive emodb_whisper_svm \
+	emodb_whisper_svm_inductive emodb_fusion_whisper emodb_fusion_whisper_inductive \
+	emodb_fusion_whisper_svm emodb_fusion_whisper_svm_inductive emodb_fusion_whisper_svm_crnn
 bench-accuracy: setup bench-venv
 	@for e in $(ACCURACY_EXPS); do EMODB=$(EMODB) $(BIN) run experiments/$$e.yaml || exit 1; done
-	$(VENV)/bin/python benches/baseline_egemaps.py $(foreach e,$(ACCURACY_EXPS),results/$(e))
+	@if [ -f "$(ENCODER_DIR)/config.json" ]; then \
+		for e in $(ENCODER_EXPS); do ENCODER_DIR=$(ENCODER_DIR) EMODB=$(EMODB) $(BIN) run experiments/$$e.yaml || exit 1; done; \
+		$(VENV)/bin/python benches/baseline_egemaps.py $(foreach e,$(ACCURACY_EXPS) $(ENCODER_EXPS),results/$(e)); \
+	else \
+		echo "note: no encoder at ENCODER_DIR=$(ENCODER_DIR) (config.json): the encoder recipes are left out"; \
+		$(VENV)/bin/python benches/baseline_egemaps.py $(foreach e,$(ACCURACY_EXPS),results/$(e)); \
+	fi
 
 # Benchmark, not a test: emolab's classical models against scikit-learn on exactly the same clip
 # vectors (read from the feature cache) and folds.
@@ -162,4 +174,4 @@ clean:
 # (randomly initialised configs built under data/bench-encoders; nothing is downloaded).
 ENCODER_CLIPS ?= 16
 bench-encoders: setup bench-venv
-	$(VENV)/bin/python benches/encoders.py --bin $(BIN) --threads $(BENCH_THREADS) --device $(BENCH_DEVICE) --clips $(ENCODER_CLIPS)
+	$(VENV)/bin/python benches/encoders.py --bin $(BIN) --threads $(BENCH_THREADS) --device $(BENCH_DEVICE) --clips $(ENCODER_CLIPS) --real $(ENCODER_DIR)

@@ -61,7 +61,7 @@ def build(out: Path, name: str) -> Path:
 
 
 def time_transformers(d: Path, name: str, clip_s: float, clips: int, batch: int, device: str) -> float:
-    _, model_cls, _ = CONFIGS[name]
+    _, model_cls, _ = CONFIGS.get(name, (None, tf.WhisperModel, None))
     model = model_cls.from_pretrained(d).eval().to(device)
     y = tone(int(clip_s * 16000))
     if "whisper" in name:
@@ -91,12 +91,15 @@ def time_transformers(d: Path, name: str, clip_s: float, clips: int, batch: int,
         return time.perf_counter() - start
 
 
-def time_emolab(bin_: str, d: Path, clip_s: float, clips: int, batch: int, threads: int, device: str) -> float:
+def time_emolab(bin_: str, d: Path, clip_s: float, clips: int, batch: int, threads: int, device: str,
+                whisper_input: str = "padded") -> float:
+    """emolab on the same input; Whisper padded to 30 s unless `whisper_input` says otherwise."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.json"
         subprocess.run([bin_, "--quiet", "bench", "encoder", "--model", str(d), "--clip-s", str(clip_s),
                         "--clips", str(clips), "--batch", str(batch), "--threads", str(threads),
-                        "--device", device, "--json", str(out)], check=True)
+                        "--device", device, "--whisper-input", whisper_input, "--json", str(out)],
+                       check=True)
         return json.loads(out.read_text())["seconds"]
 
 
@@ -110,6 +113,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--only", nargs="*", default=list(CONFIGS))
+    ap.add_argument("--real", help="a real Whisper folder (config.json + model.safetensors) to time too")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -121,6 +125,17 @@ def main() -> None:
         t_hf = time_transformers(d, name, a.clip_s, a.clips, a.batch, a.device)
         t_em = time_emolab(a.bin, d, a.clip_s, a.clips, a.batch, a.threads, a.device)
         print(f"{name:<20} {a.clips / t_hf:>21.2f} {a.clips / t_em:>15.2f} {t_em / t_hf:>11.2f}", flush=True)
+    if a.real and (Path(a.real) / "config.json").exists():
+        d = Path(a.real)
+        t_hf = time_transformers(d, "whisper-real", a.clip_s, a.clips, a.batch, a.device)
+        t_em = time_emolab(a.bin, d, a.clip_s, a.clips, a.batch, a.threads, a.device)
+        print(f"{d.name + ' (padded)':<20} {a.clips / t_hf:>21.2f} {a.clips / t_em:>15.2f} {t_em / t_hf:>11.2f}",
+              flush=True)
+        # emolab's default input (the clip's own frames) against transformers' only one (30 s).
+        t_cr = time_emolab(a.bin, d, a.clip_s, a.clips, a.batch, a.threads, a.device, "cropped")
+        print(f"{d.name + ' (cropped)':<20} {'':>21} {a.clips / t_cr:>15.2f} {t_cr / t_hf:>11.2f}", flush=True)
+    elif a.real:
+        print(f"note: no config.json in {a.real}: the real encoder is left out")
 
 
 if __name__ == "__main__":
