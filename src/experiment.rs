@@ -456,7 +456,9 @@ fn resolve_fold_file(tree: &mut Value, file: &Path) -> Result<(), ConfigError> {
         return Ok(());
     };
     // A run's config.yaml holds the speakers already.
-    if p.get("test_speakers").is_some_and(|t| t.as_sequence().is_some_and(|s| !s.is_empty())) {
+    if p.get("test_speakers")
+        .is_some_and(|t| t.as_sequence().is_some_and(|s| !s.is_empty()))
+    {
         return Ok(());
     }
     let beside = file.parent().unwrap_or(Path::new(".")).join(&name);

@@ -329,7 +329,9 @@ impl<'de> serde::Deserialize<'de> for WhisperInput {
         };
         match Repr::deserialize(d)? {
             Repr::Name(n) => WhisperInput::parse(&n).ok_or_else(|| bad(format!("`{n}`"))),
-            Repr::Seconds(v) => WhisperInput::parse(&v.to_string()).ok_or_else(|| bad(v.to_string())),
+            Repr::Seconds(v) => {
+                WhisperInput::parse(&v.to_string()).ok_or_else(|| bad(v.to_string()))
+            }
         }
     }
 }
