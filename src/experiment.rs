@@ -395,6 +395,21 @@ fn expand_env(v: &mut Value, file: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Where a pipeline file named in an experiment lies: as given (from the current folder), else
+/// relative to the experiment's folder, else relative to the folder above it (a project's
+/// `pipelines/` beside its `experiments/`), so an experiment runs from any folder.
+fn pipeline_file(path: &str, experiment: &Path) -> std::path::PathBuf {
+    let given = Path::new(path);
+    if given.is_absolute() || given.exists() {
+        return given.to_path_buf();
+    }
+    let dir = experiment.parent().unwrap_or(Path::new(""));
+    [dir.join(given), dir.join("..").join(given)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| given.to_path_buf())
+}
+
 /// `pipeline:` as a file name or `{file, overrides…}` → the pipeline's full tree.
 fn resolve_pipeline(tree: &mut Value, file: &Path) -> Result<(), ConfigError> {
     let Some(p) = tree.get_mut("pipeline") else {
@@ -424,14 +439,18 @@ fn resolve_pipeline(tree: &mut Value, file: &Path) -> Result<(), ConfigError> {
     };
     let mut full = match &path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
+            let found = pipeline_file(path, file);
+            let text = std::fs::read_to_string(&found).map_err(|e| {
                 err(
                     file,
                     "pipeline",
-                    format!("cannot read pipeline {path}: {e}"),
+                    format!(
+                        "cannot read pipeline {path}: {e} (looked in the current folder, beside \
+                         the experiment and in the pipelines/ folder next to its experiments/)"
+                    ),
                 )
             })?;
-            let mut v: Value = crate::config::parse_yaml(Path::new(path), &text)?;
+            let mut v: Value = crate::config::parse_yaml(&found, &text)?;
             if let (Value::Mapping(m), Some(stem)) = (&mut v, Path::new(path).file_stem()) {
                 m.entry("name".into())
                     .or_insert_with(|| Value::String(stem.to_string_lossy().into_owned()));

@@ -624,3 +624,38 @@ fn unattended_runs_log_one_line_per_epoch() {
     );
     assert!(!stdout.contains("shape:"), "{stdout}");
 }
+
+/// A shipped experiment names its pipeline as `pipelines/…`: it loads from any folder (the
+/// pipeline is found next to the experiments/ folder), and a missing one says where it looked.
+#[test]
+fn a_shipped_experiment_runs_from_another_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/emodb_functionals_svm.yaml");
+    let status = |exp: &Path| {
+        let out = std::process::Command::new(common::BIN)
+            .current_dir(tmp.path())
+            .env("EMODB", tmp.path())
+            .env("EMOLAB_RESULTS", tmp.path().join("results"))
+            .args(["--quiet", "status", exp.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Loading passes the pipeline; the (empty) corpus folder is what stops it here.
+    let (ok, err) = status(&exp);
+    assert!(
+        !ok && !err.contains("pipeline") && err.contains("no audio files"),
+        "{err}"
+    );
+    let moved = tmp.path().join("lone.yaml");
+    std::fs::write(&moved, std::fs::read_to_string(&exp).unwrap()).unwrap();
+    let (ok, err) = status(&moved);
+    assert!(
+        !ok && err.contains("cannot read pipeline pipelines/functionals.yaml")
+            && err.contains("looked in"),
+        "{err}"
+    );
+}
