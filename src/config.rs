@@ -61,6 +61,25 @@ pub fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Con
     })
 }
 
+/// Deserialize an already parsed (and edited) YAML tree from `path` into `T`, with the key
+/// path and a did-you-mean hint in errors, as [`parse_yaml`].
+pub fn from_value<T: DeserializeOwned>(
+    path: &Path,
+    tree: serde_yaml::Value,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let hint = did_you_mean(&message);
+        ConfigError {
+            file: path.to_path_buf(),
+            key: (key != "." && !key.is_empty()).then_some(key),
+            message: message.trim().to_string(),
+            hint,
+        }
+    })
+}
+
 static UNKNOWN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"unknown (?:field|variant) `([^`]*)`, expected (.*)").unwrap());
 static TICKED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"`([^`]*)`").unwrap());

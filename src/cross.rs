@@ -349,6 +349,7 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
                     &preps[b].clips,
                     &format!("{name}-{}", corpora[b]),
                     &variants[b].0.corpus.merge,
+                    crate::speakers::DEFAULT_MIN_CLIPS,
                     false,
                 )
                 .with_context(|| format!("{} on {}", r.display(), corpora[b]))?;

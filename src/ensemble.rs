@@ -348,11 +348,27 @@ pub struct FusionSpec {
 
 /// Run a late-fusion file: returns (experiment name, results folder, runs written, runs left
 /// out with the reason).
-pub fn run_fusion(file: &Path) -> Result<(String, PathBuf, Vec<PathBuf>, Vec<String>)> {
+/// `sets` (`key=value`, as `emolab run --set`) change the file's keys, e.g. `results=DIR`
+/// (where the members are found and the fusion is written) or `name=...`.
+pub fn run_fusion(
+    file: &Path,
+    sets: &[String],
+) -> Result<(String, PathBuf, Vec<PathBuf>, Vec<String>)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let spec: FusionSpec = serde_yaml::from_str(&text)
+    let mut tree: serde_yaml::Value = serde_yaml::from_str(&text)
         .with_context(|| format!("{}: not a valid ensemble file", file.display()))?;
+    for a in sets {
+        crate::experiment::apply_set(&mut tree, a)
+            .map_err(|e| anyhow::anyhow!("--set {a}: {e}"))?;
+    }
+    let spec: FusionSpec = serde_yaml::from_value(tree).with_context(|| {
+        format!(
+            "{}{}: not a valid ensemble file",
+            file.display(),
+            if sets.is_empty() { "" } else { " (with --set)" }
+        )
+    })?;
     if spec.ensemble.len() < 2 {
         bail!(
             "{}: key `ensemble`: name at least two experiments",

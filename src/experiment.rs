@@ -355,7 +355,7 @@ fn check_finetune(
 }
 
 /// Replace `${VAR}` / `${VAR:-default}` in every string of the tree.
-fn expand_env(v: &mut Value, file: &Path) -> Result<(), ConfigError> {
+pub fn expand_env(v: &mut Value, file: &Path) -> Result<(), ConfigError> {
     match v {
         Value::String(s) if s.contains("${") => {
             let re = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}").unwrap();

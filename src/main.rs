@@ -130,18 +130,30 @@ Clips whose label the model does not know are left out and counted. Writes
         /// Print the metrics as JSON.
         #[arg(long)]
         json: bool,
+        /// For a `normalize: speaker` run: a speaker with fewer clips than this is
+        /// standardised on the run's training speakers' statistics.
+        #[arg(long, default_value_t = emolab::speakers::DEFAULT_MIN_CLIPS)]
+        min_speaker_clips: usize,
     },
     /// Predict the emotion of audio files with a saved run (any sample rate, channels, bit
     /// depth). A file that cannot be read gets an error line; the others are still predicted.
-    /// A model trained with `train.window` scores each whole file, window by window; one
-    /// trained with `normalize: speaker` treats the files of one call as one speaker's clips
-    /// (give it varied speech of that speaker: statistics of clips that all carry one emotion
-    /// subtract that emotion).
+    /// A model trained with `train.window` scores each whole file, window by window. For one
+    /// trained with `normalize: speaker`, each file is standardised on its speaker's own
+    /// statistics when that speaker has at least --min-speaker-clips clips in the call (or
+    /// --enroll), else on the run's training speakers' statistics; each answer names which,
+    /// and a file's answer never depends on other speakers' files.
     #[command(after_help = "Examples:
   emolab predict results/demo/fold0-seed0 clip.wav
-  emolab predict results/emodb_crnn/fold0-seed0 speaker_a/*.wav
+  emolab predict results/emodb_functionals_svm/fold0-seed0 speaker_a/*.wav --speaker a
+  emolab predict results/emodb_functionals_svm/fold0-seed0 new.wav --speaker a --enroll speaker_a/
+  emolab predict results/emodb_functionals_svm/fold0-seed0 files.csv
   emolab predict results/cnn_v3/fold0-seed0 recordings/*.wav --json
   emolab predict results/emodb_rec_cnn/fold0-seed0 interview.wav --window 2.0 --hop 0.5 --skip-silence
+
+Speakers: --speaker names the speaker of every file; a CSV list (path,speaker) names each
+file's; otherwise the run's corpus naming convention does when a name follows it (EmoDB
+03a01Wa.wav: speaker 03). A file without a speaker stands alone. Give a speaker varied speech:
+statistics of clips that all carry one emotion subtract that emotion.
 
 With --window, each file (of any length, streamed) gets an emotion timeline: one row per window
 in <out>/timeline.csv and timeline.parquet, a chart in timeline.svg and summary.json (default
@@ -149,12 +161,23 @@ in <out>/timeline.csv and timeline.parquet, a chart in timeline.svg and summary.
     Predict {
         /// A complete run folder.
         run: PathBuf,
-        /// WAV files.
+        /// WAV files, or CSV lists of `path,speaker`.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// One JSON array, one object per file.
         #[arg(long)]
         json: bool,
+        /// The speaker of every file (for a `normalize: speaker` run).
+        #[arg(long)]
+        speaker: Option<String>,
+        /// A folder (or WAV file) of the same speaker's other clips, used for statistics only;
+        /// the files are then all that speaker's (--speaker, default `enrolled`).
+        #[arg(long, conflicts_with = "window")]
+        enroll: Vec<PathBuf>,
+        /// Clips of one speaker (files + --enroll) needed for their own statistics; fewer:
+        /// the run's training speakers' statistics.
+        #[arg(long, default_value_t = emolab::speakers::DEFAULT_MIN_CLIPS)]
+        min_speaker_clips: usize,
         /// Score windows of this many seconds (an emotion timeline of each file).
         #[arg(long)]
         window: Option<f64>,
@@ -219,6 +242,7 @@ written to results/<name>/cross.json, .csv, .parquet and a heat map, cross.svg."
         /// Override a key of every experiment: key.path=value (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        /// Train again the experiments' runs that are already complete.
         #[arg(long)]
         force: bool,
     },
@@ -234,12 +258,13 @@ written to results/<name>/cross.json, .csv, .parquet and a heat map, cross.svg."
 Runs are the entries of results/<name>/plan.json (written by `run`, `sweep` and `--slurm`);
 for an experiment file that never ran, every run is listed as not started.")]
     Status(StatusArgs),
-    /// Benchmarks (not tests): see `make bench-train`.
+    /// Benchmarks (not tests): training and encoder speed, inference normalisation.
     #[command(
         subcommand,
         after_help = "Examples:
   emolab bench train --cache-dir data/cache/<feature key> --preset cnn_v3 --epochs 3 --threads 2
-  make bench-train        # PyTorch vs emolab side by side, then every family"
+  emolab bench encoder --model models/whisper-tiny.en --clips 16
+  emolab bench normalisation results/emodb_functionals_svm"
     )]
     Bench(BenchCommand),
 }
@@ -247,19 +272,24 @@ for an experiment file that never ran, every run is listed as not started.")]
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Time the training pass of a preset on every row of a pipeline's cache folder (labels:
-    /// the emotions), per epoch; `benches/train_torch.py` does the same in PyTorch.
+    /// the emotions), per epoch (`make bench-train` sets it beside the same model in PyTorch).
     #[command(after_help = "Examples:
   emolab bench train --cache-dir data/cache/<feature key> --preset cnn_v3 --epochs 3 --threads 2
   emolab bench train --cache-dir data/cache/<feature key> --preset lstm --epochs 1 --json out.json")]
     Train {
+        /// A pipeline's cache folder (`<cache>/<feature key>`, see `emolab cache info`).
         #[arg(long)]
         cache_dir: PathBuf,
+        /// Model preset to time.
         #[arg(long, default_value = "cnn_v3")]
         preset: String,
+        /// Epochs to time.
         #[arg(long, default_value_t = 3)]
         epochs: usize,
+        /// Clips per batch.
         #[arg(long, default_value_t = 64)]
         batch_size: usize,
+        /// CPU threads of LibTorch.
         #[arg(long, default_value_t = 2)]
         threads: usize,
         /// auto, cpu or cuda.
@@ -276,20 +306,24 @@ enum BenchCommand {
         json: Option<PathBuf>,
     },
     /// Time a pretrained encoder's forward pass (all hidden states) on a synthetic tone;
-    /// `benches/encoders.py` does the same with `transformers`.
+    /// `make bench-encoders` sets it beside `transformers`.
     #[command(after_help = "Examples:
   emolab bench encoder --model models/wavlm-base-plus --clip-s 4 --clips 16
   emolab bench encoder --model models/whisper-small --batch 8 --device cuda --json out.json")]
     Encoder {
+        /// A Hugging Face encoder folder (config.json + model.safetensors).
         #[arg(long)]
         model: PathBuf,
         /// Seconds per clip.
         #[arg(long, default_value_t = 4.0)]
         clip_s: f32,
+        /// Clips to embed (timed after one warm-up clip).
         #[arg(long, default_value_t = 16)]
         clips: usize,
+        /// Clips per forward pass.
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// CPU threads of LibTorch.
         #[arg(long, default_value_t = 2)]
         threads: i32,
         /// cpu or cuda.
@@ -299,6 +333,30 @@ enum BenchCommand {
         /// seconds (e.g. 5).
         #[arg(long, default_value = "cropped")]
         whisper_input: String,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// How a `normalize: speaker` run scores clips on its own validation and test speakers
+    /// when each clip's statistics come from all its speaker's clips (the batch), from the
+    /// training speakers (one clip at a time), or from k clips of its speaker.
+    #[command(after_help = "Examples:
+  emolab bench normalisation results/emodb_functionals_svm
+  emolab bench normalisation results/emodb_whisper_probe/fold3-seed0 --k 2,5,10 --repeats 10")]
+    Normalisation {
+        /// Run folders, or experiment result folders (every fold* run in them).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Clips of a speaker to draw for their statistics.
+        #[arg(long, value_delimiter = ',', default_value = "2,3,5,10,20")]
+        k: Vec<usize>,
+        /// Random draws per k.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Seed of the draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Write every score as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -332,15 +390,15 @@ struct ClusterArgs {
     /// time=04:00:00, cpus=8, throttle=10 (repeatable).
     #[arg(long = "slurm-opt", value_name = "KEY=VALUE", requires = "slurm")]
     slurm_opt: Vec<String>,
-    /// Run only entry I of results/<name>/plan.json (what Slurm array task I runs).
-    #[arg(long, value_name = "I", conflicts_with_all = ["slurm", "collect", "prepare_only"])]
+    /// Internal (what Slurm array task I runs): only entry I of results/<name>/plan.json.
+    #[arg(long, value_name = "I", hide = true, conflicts_with_all = ["slurm", "collect", "prepare_only"])]
     task: Option<usize>,
     /// Write the summary (and seed ensembles or sweep table) from the complete runs (what the
     /// collect job runs).
-    #[arg(long, conflicts_with_all = ["slurm", "prepare_only"])]
+    #[arg(long, hide = true, conflicts_with_all = ["slurm", "prepare_only"])]
     collect: bool,
     /// Only scan the corpus and compute missing features (what the prepare job runs).
-    #[arg(long, conflicts_with = "slurm")]
+    #[arg(long, hide = true, conflicts_with = "slurm")]
     prepare_only: bool,
 }
 
@@ -350,7 +408,8 @@ struct StatusArgs {
     /// experiment there.
     #[arg(value_name = "EXPERIMENT")]
     experiments: Vec<String>,
-    /// Results folder for names (default: $EMOLAB_RESULTS or results).
+    /// Results folder, for names and for experiment files (default: $EMOLAB_RESULTS, or
+    /// results, or the file's `results:`).
     #[arg(long)]
     results: Option<PathBuf>,
     /// Block until no run is pending or running; exit non-zero unless every run is complete.
@@ -375,8 +434,10 @@ struct TrainArgs {
     /// Seed (default: the file's first seed).
     #[arg(long)]
     seed: Option<u64>,
+    /// Override a key of the experiment file (repeatable), e.g. `train.lr=5e-4`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Train again even if the run folder holds a complete run.
     #[arg(long)]
     force: bool,
 }
@@ -405,6 +466,7 @@ struct ReportArgs {
 
 #[derive(Args)]
 struct SweepArgs {
+    /// Experiment file (YAML) with a `sweep:` section, or one to sweep with --grid.
     experiment: PathBuf,
     /// key.path=v1,v2,... (repeatable; adds to or replaces the file's sweep params).
     #[arg(long, value_name = "KEY=V1,V2")]
@@ -412,11 +474,13 @@ struct SweepArgs {
     /// Random search: run this many trials drawn from the space.
     #[arg(long)]
     budget: Option<usize>,
+    /// Override a key of the experiment file for every trial (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
     /// Run only trial I (0-based), every fold and seed of it.
     #[arg(long, conflicts_with = "slurm")]
     trial: Option<usize>,
+    /// Train again the trials' runs that are already complete.
     #[arg(long, conflicts_with = "slurm")]
     force: bool,
     #[command(flatten)]
@@ -443,10 +507,20 @@ enum CacheCommand {
     /// Show a pipeline's cache folder: parts, rows, size; optionally time a full read.
     #[command(after_help = "Examples:
   emolab cache info --pipeline pipelines/logmel128.yaml
+  emolab cache info --experiment experiments/emodb_whisper_probe.yaml
   emolab cache info --pipeline pipelines/logmel128.yaml --read-bench")]
     Info {
+        /// Feature pipeline (YAML) whose cache folder to show.
+        #[arg(
+            long,
+            required_unless_present = "experiment",
+            conflicts_with = "experiment"
+        )]
+        pipeline: Option<PathBuf>,
+        /// An experiment file: its pipeline (with its encoder settings) and cache folder.
         #[arg(long)]
-        pipeline: PathBuf,
+        experiment: Option<PathBuf>,
+        /// Cache root folder (default: the experiment's, $EMOLAB_CACHE or data/cache).
         #[arg(long)]
         cache: Option<PathBuf>,
         /// Decode every row (all row groups in parallel) and report the throughput.
@@ -534,6 +608,12 @@ fn quick_exit(code: i32) -> ! {
 }
 
 fn main() {
+    // A closed pipe (`emolab status --json | head`) ends the process quietly, as for any
+    // Unix tool, instead of a panic in `println!`.
+    // SAFETY: restores the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     if std::env::var_os("EMOLAB_MALLOC_DEFAULT").is_none() {
         keep_large_buffers();
     }
@@ -613,12 +693,41 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Cache(CacheCommand::Info {
             pipeline,
+            experiment,
             cache,
             read_bench,
         }) => {
-            let p = Pipeline::load(&pipeline)?;
-            let root = cache.unwrap_or_else(emolab::doctor::cache_dir);
-            let c = Cache::open(&root, &p.feature_key())?;
+            let (p, exp_cache) = match (pipeline, experiment) {
+                (Some(f), _) => (Pipeline::load(&f)?, None),
+                (None, Some(e)) => {
+                    let exp = Experiment::load(&e, &[])?;
+                    (exp.pipeline, Some(exp.cache))
+                }
+                (None, None) => unreachable!("clap requires one"),
+            };
+            if let Some(enc) = &p.encoder {
+                if !enc.path.join("config.json").exists() {
+                    eprintln!(
+                        "warning: encoder folder {} has no config.json: this pipeline cannot be \
+                         computed here",
+                        enc.path.display()
+                    );
+                }
+            }
+            let root = cache
+                .or(exp_cache)
+                .unwrap_or_else(emolab::doctor::cache_dir);
+            let key = p.feature_key();
+            // Looking creates nothing.
+            if !root.join(&key).is_dir() {
+                println!("pipeline    {} (feature key {key})", p.name);
+                println!(
+                    "folder      {} (absent: nothing cached for this pipeline yet)",
+                    root.join(&key).display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let c = Cache::open(&root, &key)?;
             let parts = c.parts()?;
             let bytes: u64 = parts
                 .iter()
@@ -651,7 +760,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Run(a) => {
             if is_fusion_file(&a.experiment) {
-                return run_fusion(&a.experiment);
+                return run_fusion(&a.experiment, &a.sets);
             }
             let work = work_of(
                 Some(Kind::Run),
@@ -693,8 +802,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             exp.folds = Some(vec![a.fold]);
             return run_experiment(&exp, None, a.force, progress);
         }
-        Command::Evaluate { run, on, json } => {
-            let (m, out, left_out) = runner::evaluate(&run, on.as_deref(), progress)?;
+        Command::Evaluate {
+            run,
+            on,
+            json,
+            min_speaker_clips,
+        } => {
+            let (m, out, left_out) =
+                runner::evaluate(&run, on.as_deref(), min_speaker_clips, progress)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
             } else {
@@ -711,6 +826,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             skip_silence,
             silence_db,
             out,
+            ..
         } => {
             let opts = emolab::timeline::TimelineOptions {
                 window,
@@ -761,9 +877,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Predict {
-            run, files, json, ..
+            run,
+            files,
+            json,
+            speaker,
+            enroll,
+            min_speaker_clips,
+            ..
         } => {
-            let preds = runner::predict_files(&run, &files)?;
+            let inputs = runner::PredictInputs {
+                files,
+                speaker,
+                enroll,
+                min_clips: min_speaker_clips,
+            };
+            let preds = runner::predict_files(&run, &inputs)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&preds)?);
             } else {
@@ -775,9 +903,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             let all: Vec<String> =
                                 probs.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
                             println!(
-                                "{}: {top} ({}){}",
+                                "{}: {top} ({}) [normalised on {}]{}",
                                 p.file,
                                 all.join(", "),
+                                p.normalisation.as_deref().unwrap_or("?"),
                                 if p.abstain == Some(true) {
                                     " [unsure: entropy above the run's abstain threshold]"
                                 } else {
@@ -789,6 +918,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         _ => {}
                     }
                 }
+            }
+            let fell_back: Vec<&str> = preds
+                .iter()
+                .filter(|p| p.normalisation.as_deref() == Some("training speakers"))
+                .map(|p| p.file.as_str())
+                .collect();
+            if !fell_back.is_empty() {
+                eprintln!(
+                    "warning: the run standardises each speaker on their own clips; {} no named \
+                     speaker with at least {min_speaker_clips} clips in this call (give --speaker \
+                     with more files, --enroll, or a path,speaker list) and used the training \
+                     speakers' statistics: {}",
+                    if fell_back.len() == 1 {
+                        "this file has"
+                    } else {
+                        "these files have"
+                    },
+                    fell_back.join(", ")
+                );
             }
             if preds.iter().any(|p| p.error.is_some()) {
                 return Ok(ExitCode::FAILURE);
@@ -804,6 +952,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             opts.bootstrap = a.bootstrap;
             opts.seed = a.seed;
             println!("{}", emolab::report::generate(&opts)?);
+        }
+        Command::Bench(BenchCommand::Normalisation {
+            runs,
+            k,
+            repeats,
+            seed,
+            json,
+        }) => {
+            let scores = emolab::speakers_bench::normalisation(&runs, &k, repeats, seed)?;
+            print!("{}", emolab::speakers_bench::table(&scores));
+            if let Some(j) = json {
+                emolab::results::write_json(&j, &scores)?;
+            }
         }
         Command::Bench(BenchCommand::Encoder {
             model,
@@ -904,8 +1065,8 @@ fn is_fusion_file(file: &Path) -> bool {
 
 /// Average the test probabilities of complete experiments run by run, write and print the
 /// summary.
-fn run_fusion(file: &Path) -> Result<ExitCode> {
-    let (name, root, written, left_out) = emolab::ensemble::run_fusion(file)?;
+fn run_fusion(file: &Path, sets: &[String]) -> Result<ExitCode> {
+    let (name, root, written, left_out) = emolab::ensemble::run_fusion(file, sets)?;
     for why in &left_out {
         eprintln!("left out: {why}");
     }
@@ -962,13 +1123,22 @@ fn run_experiment(
     let outcomes = runner::run_experiment(exp, &prep, &opts)?;
     let skipped = outcomes.iter().filter(|o| o.skipped).count();
     let failed: Vec<_> = outcomes.iter().filter(|o| o.error.is_some()).collect();
+    let busy = outcomes
+        .iter()
+        .filter(|o| o.status == emolab::results::RunStatus::Running)
+        .count();
     let agg = runner::write_summary(exp)?;
     println!(
-        "{}: {} runs ({} already complete, {} failed) → {}",
+        "{}: {} runs ({} already complete, {} failed{}) → {}",
         exp.name,
         outcomes.len(),
         skipped,
         failed.len(),
+        if busy > 0 {
+            format!(", {busy} left to the process training them")
+        } else {
+            String::new()
+        },
         exp.results.join(&exp.name).display()
     );
     println!("{}", runner::plain_table(&runner::pretty(&agg)?));
@@ -1163,6 +1333,12 @@ fn cluster_mode(work: &Work, a: &ClusterArgs, progress: bool) -> Result<Option<E
 /// `emolab status`.
 fn status(a: StatusArgs) -> Result<ExitCode> {
     use emolab::cluster::status::{self, Status};
+    // An experiment file's runs are looked for in --results when it is given.
+    let file_sets: Vec<String> = a
+        .results
+        .iter()
+        .map(|r| format!("results={}", r.display()))
+        .collect();
     let results = a.results.unwrap_or_else(emolab::doctor::results_dir);
     // (experiment folder, plan).
     let mut targets: Vec<(PathBuf, Plan)> = Vec::new();
@@ -1183,7 +1359,7 @@ fn status(a: StatusArgs) -> Result<ExitCode> {
         let is_file =
             p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
         if is_file {
-            let work = work_of(None, p, &[], &[], &[], None)?;
+            let work = work_of(None, p, &file_sets, &[], &[], None)?;
             let dir = work.exp_dir();
             let plan = match Plan::read(&dir)? {
                 Some(plan) => plan,
@@ -1257,4 +1433,79 @@ fn load_clips(
             ..Default::default()
         },
     )
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument of every subcommand says what it is for (clap's own `--help` and
+    /// `--version` aside); hidden plumbing is exempt.
+    #[test]
+    fn every_argument_has_a_description() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                let empty = a
+                    .get_help()
+                    .map_or(true, |h| h.to_string().trim().is_empty());
+                if empty {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for s in cmd.get_subcommands() {
+                if s.get_name() == "help" || s.is_hide_set() {
+                    continue;
+                }
+                if s.get_about().is_none() {
+                    missing.push(format!("{path} {} (no description)", s.get_name()));
+                }
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "emolab", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "arguments without a description:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    /// The README's command table and the CLI list the same top-level commands.
+    #[test]
+    fn readme_lists_every_command() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let cli: Vec<String> = Cli::command()
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+            .map(|s| s.get_name().to_string())
+            .collect();
+        let missing: Vec<&String> = cli
+            .iter()
+            .filter(|c| !readme.contains(&format!("| `emolab {c}")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "commands missing from the README: {missing:?}"
+        );
+        let listed: std::collections::BTreeSet<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `emolab "))
+            .filter_map(|l| l.split([' ', '`']).next())
+            .collect();
+        let unknown: Vec<&&str> = listed
+            .iter()
+            .filter(|c| !cli.iter().any(|k| k == **c))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "README lists commands the CLI lacks: {unknown:?}"
+        );
+    }
 }

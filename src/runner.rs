@@ -24,6 +24,7 @@ use crate::metrics;
 use crate::results::{
     git_revision, Predictions, RunDir, RunMeta, RunMetrics, RunStatus, SplitRows,
 };
+use crate::speakers::{self as spk, Source, TrainingSpeakers};
 use crate::split::{make_folds, Fold, SplitError};
 use crate::train::{self, device, Dataset, FitControl, NormMode, SpeakerStats, Trained};
 
@@ -347,6 +348,25 @@ pub fn planned_runs(exp: &Experiment, prep: &Prepared) -> Result<Vec<(Fold, u64,
     Ok(plan)
 }
 
+/// The first line where two configurations differ, as `was → now`.
+fn first_difference(old: &str, new: &str) -> String {
+    let (mut o, mut n) = (old.lines(), new.lines());
+    for i in 1.. {
+        match (o.next(), n.next()) {
+            (None, None) => break,
+            (a, b) if a == b => continue,
+            (a, b) => {
+                return format!(
+                    "line {i}: `{}` → `{}`",
+                    a.unwrap_or("").trim(),
+                    b.unwrap_or("").trim()
+                )
+            }
+        }
+    }
+    "formatting only".into()
+}
+
 /// Train and evaluate every selected fold × seed of `exp`.
 pub fn run_experiment(
     exp: &Experiment,
@@ -357,27 +377,57 @@ pub fn run_experiment(
     let trial = opts.trial.as_ref().map(|t| t.0.as_str());
     let mut out = Vec::new();
     let total = plan.len();
+    // Refuse before anything runs when run folders hold another configuration: nothing is
+    // trained, and no stale table is printed as if it were the answer.
+    if !opts.force {
+        let clashes: Vec<(PathBuf, String)> = plan
+            .iter()
+            .filter_map(|(fold, seed, _)| {
+                let dir = run_dir(exp, trial, fold.index, *seed);
+                let old = std::fs::read_to_string(dir.path("config.yaml")).ok()?;
+                let wanted = exp.run_yaml(fold.index, *seed);
+                (old != wanted).then(|| (dir.dir, first_difference(&old, &wanted)))
+            })
+            .collect();
+        if let Some((first, diff)) = clashes.first() {
+            bail!(
+                "{} of the {} runs in {} were made with another configuration (first \
+                 difference, in {}/config.yaml: {diff}). Nothing was run. Rerun with --force to \
+                 replace them, or give this variant its own name: --set name={}_v2",
+                clashes.len(),
+                plan.len(),
+                exp.results.join(&exp.name).display(),
+                first.display(),
+                exp.name
+            );
+        }
+    }
     for (i, (fold, seed, split_seed)) in plan.into_iter().enumerate() {
         let dir = run_dir(exp, trial, fold.index, seed);
-        let wanted = exp.run_yaml(fold.index, seed);
-        if !opts.force {
-            if let Ok(old) = std::fs::read_to_string(dir.path("config.yaml")) {
-                if old != wanted {
-                    let msg = format!(
-                        "{} was run with another configuration (see its config.yaml); rerun with --force to replace it, or give this variant its own name (--set name=...)",
-                        dir.dir.display()
-                    );
-                    eprintln!("run skipped: {msg}");
-                    out.push(RunOutcome {
-                        dir: dir.dir,
-                        status: RunStatus::Failed,
-                        skipped: false,
-                        error: Some(msg),
-                    });
-                    continue;
-                }
-            }
+        if dir.is_complete() && !opts.force {
+            out.push(RunOutcome {
+                dir: dir.dir,
+                status: RunStatus::Complete,
+                skipped: true,
+                error: None,
+            });
+            continue;
         }
+        // One process per run folder: a run another live process is training is left to it.
+        let _lock = match crate::runlock::try_lock(&dir.dir)? {
+            Ok(lock) => lock,
+            Err(owner) => {
+                eprintln!("run {} skipped: {owner} is training it", dir.dir.display());
+                out.push(RunOutcome {
+                    dir: dir.dir,
+                    status: RunStatus::Running,
+                    skipped: false,
+                    error: None,
+                });
+                continue;
+            }
+        };
+        // It may have been completed while we waited for the lock.
         if dir.is_complete() && !opts.force {
             out.push(RunOutcome {
                 dir: dir.dir,
@@ -388,8 +438,22 @@ pub fn run_experiment(
             continue;
         }
         if opts.force && dir.dir.exists() {
-            std::fs::remove_dir_all(&dir.dir)
-                .with_context(|| format!("cannot remove {}", dir.dir.display()))?;
+            // Everything but the lock we hold.
+            for e in std::fs::read_dir(&dir.dir)
+                .with_context(|| format!("cannot read {}", dir.dir.display()))?
+                .flatten()
+            {
+                if e.file_name() == crate::runlock::FILE {
+                    continue;
+                }
+                let p = e.path();
+                let r = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+                r.with_context(|| format!("cannot remove {}", p.display()))?;
+            }
         }
         if opts.progress {
             eprintln!(
@@ -470,6 +534,20 @@ pub fn run_one(
     // Speaker statistics come from each speaker's original clips only (augmented copies exist
     // for training speakers alone); they read audio features and speaker ids, never labels.
     let speakers = (cfg.normalize == NormMode::Speaker).then(|| speaker_stats(prep));
+    // What new audio of too few clips per speaker is standardised with (`predict`): the
+    // training speakers' statistics, never the validation or test speakers'.
+    if speakers.is_some() {
+        let f = prep.rows.first().map_or(0, |r| r[0].n_features as usize);
+        let train = fold.train.iter().map(|&i| {
+            (
+                prep.clips[i].speaker.as_deref(),
+                &prep.rows[i][0].features[..],
+            )
+        });
+        if let Some(t) = TrainingSpeakers::pooled(train, f) {
+            t.save(&dir.dir)?;
+        }
+    }
     let pick = |idx: &[usize], all_variants: bool| -> Result<Dataset> {
         let mut rows = Vec::new();
         let mut labels = Vec::new();
@@ -669,7 +747,49 @@ pub fn run_one(
     meta.status = RunStatus::Complete;
     dir.write_meta(&meta)?;
     let _ = std::fs::remove_file(dir.path(train::checkpoint::CHECKPOINT));
+    if opts.progress {
+        eprintln!(
+            "{}",
+            fold_line(
+                &meta.run,
+                &fit,
+                cfg.epochs,
+                exp.model.classical().is_some(),
+                started.elapsed().as_secs_f64()
+            )
+        );
+    }
     Ok(())
+}
+
+/// The line a run prints when it ends: how training stopped, the epoch kept, validation and
+/// test UA, time.
+fn fold_line<M>(
+    run: &str,
+    fit: &train::FitResult<M>,
+    planned: usize,
+    classical: bool,
+    seconds: f64,
+) -> String {
+    let ran = fit.history.len();
+    let how = if classical {
+        "fitted, refitted on training + validation".to_string()
+    } else if ran < planned {
+        format!(
+            "stopped early after epoch {ran}/{planned}, kept epoch {}",
+            fit.best_epoch
+        )
+    } else {
+        format!("all {planned} epochs, kept epoch {}", fit.best_epoch)
+    };
+    let val = fit
+        .history
+        .get(fit.best_epoch.saturating_sub(1))
+        .map_or(f64::NAN, |h| h.val_ua);
+    format!(
+        "{run} done: {how}; val UA {val:.3}, test UA {:.3}; {seconds:.1} s",
+        fit.test.ua
+    )
 }
 
 /// The softmax weights a probe or a fine-tuned encoder learned over the hidden states it reads,
@@ -1046,6 +1166,7 @@ fn dir_frames(exp: &Experiment) -> Result<usize> {
 pub fn evaluate(
     run: &Path,
     on: Option<&Path>,
+    min_clips: usize,
     progress: bool,
 ) -> Result<(RunMetrics, PathBuf, usize)> {
     let lr = load_run(run, tch::Device::cuda_if_available())?;
@@ -1067,21 +1188,7 @@ pub fn evaluate(
         ),
         None => {
             let all = load_corpus(exp, &exp.corpus.path, progress)?;
-            let split = ParquetReader::new(
-                std::fs::File::open(run.join("split.parquet"))
-                    .with_context(|| format!("{}/split.parquet", run.display()))?,
-            )
-            .finish()?;
-            let test: HashSet<String> = split
-                .lazy()
-                .filter(col("role").eq(lit("test")))
-                .collect()?
-                .column("clip_id")?
-                .str()?
-                .into_iter()
-                .flatten()
-                .map(str::to_string)
-                .collect();
+            let test = split_ids(run, "test")?;
             (
                 all.into_iter()
                     .filter(|c| test.contains(&c.clip_id))
@@ -1090,17 +1197,150 @@ pub fn evaluate(
             )
         }
     };
-    evaluate_clips(run, &lr, &clips, &name, &exp.corpus.merge, progress)
+    evaluate_clips(
+        run,
+        &lr,
+        &clips,
+        &name,
+        &exp.corpus.merge,
+        min_clips,
+        progress,
+    )
+}
+
+/// The clip ids of one role (`train`, `val`, `test`) in a run's `split.parquet`.
+pub fn split_ids(run: &Path, role: &str) -> Result<HashSet<String>> {
+    let path = run.join("split.parquet");
+    let split = ParquetReader::new(
+        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?,
+    )
+    .finish()?;
+    Ok(split
+        .lazy()
+        .filter(col("role").eq(lit(role)))
+        .collect()?
+        .column("clip_id")?
+        .str()?
+        .into_iter()
+        .flatten()
+        .map(str::to_string)
+        .collect())
+}
+
+/// A run's clips of one role (`val`, `test`) with their labels, original variants from the
+/// cache (computed where missing), without per-clip statistics.
+pub fn role_dataset(run: &Path, lr: &LoadedRun, role: &str, progress: bool) -> Result<Dataset> {
+    let exp = &lr.exp;
+    let ids = split_ids(run, role)?;
+    let clips: Vec<ClipRecord> = load_corpus(exp, &exp.corpus.path, progress)?
+        .into_iter()
+        .filter(|c| ids.contains(&c.clip_id))
+        .collect();
+    let mut pipeline = exp.pipeline.clone();
+    pipeline.augment.clear();
+    let cached = cached_features(&clips, &pipeline, &exp.cache, progress)?;
+    let (mut rows, mut labels) = (Vec::new(), Vec::new());
+    for (c, r) in clips.iter().zip(&cached) {
+        let label = label_of(c, exp.corpus.target, &exp.corpus.merge)
+            .and_then(|l| lr.meta.classes.iter().position(|k| *k == l));
+        if let (Some(r), Some(l)) = (r, label) {
+            rows.push(&r[0]);
+            labels.push(l);
+        }
+    }
+    Ok(Dataset::from_rows(&rows, &labels)?.with_channels(exp.pipeline.channels())?)
+}
+
+/// The statistics a `normalize: speaker` run standardises clips of too-few-clip speakers
+/// with: `<run>/speaker_norm.json`, or for a run from before it was stored, computed from its
+/// training clips in the cache (and then stored).
+pub fn training_speakers(run: &Path, exp: &Experiment, progress: bool) -> Result<TrainingSpeakers> {
+    if let Some(t) = TrainingSpeakers::load(run)? {
+        return Ok(t);
+    }
+    let train = split_ids(run, "train")?;
+    let clips: Vec<ClipRecord> = load_corpus(exp, &exp.corpus.path, progress)
+        .with_context(|| {
+            format!(
+                "run {} has no {} (it predates it) and its corpus cannot be read to compute it; \
+                 train the run again",
+                run.display(),
+                spk::FILE
+            )
+        })?
+        .into_iter()
+        .filter(|c| train.contains(&c.clip_id))
+        .collect();
+    let mut pipeline = exp.pipeline.clone();
+    pipeline.augment.clear();
+    let rows: Vec<CacheRow> = cached_features(&clips, &pipeline, &exp.cache, progress)?
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.into_iter().next())
+        .collect();
+    let f = rows.first().map_or(0, |r| r.n_features as usize);
+    let t = TrainingSpeakers::pooled(
+        rows.iter().map(|r| (r.speaker.as_deref(), &r.features[..])),
+        f,
+    )
+    .ok_or_else(|| anyhow::anyhow!("run {}: no training clip in the cache", run.display()))?;
+    t.save(run)?;
+    eprintln!(
+        "{}: computed the training speakers' statistics ({} speakers) from the cache; stored in {}",
+        run.display(),
+        t.speakers,
+        spk::FILE
+    );
+    Ok(t)
+}
+
+/// Per-clip statistics for `ds` under `lr`'s normalisation, and what each clip used. Only
+/// `normalize: speaker` groups clips (by `ds.speaker`): see [`crate::speakers`].
+pub fn attach_inference_norm(
+    run: &Path,
+    lr: &LoadedRun,
+    ds: &mut Dataset,
+    enroll: &[(String, Vec<f32>)],
+    min_clips: usize,
+    progress: bool,
+) -> Result<Vec<Source>> {
+    let mode = lr.model.normalize();
+    if mode != NormMode::Speaker {
+        let name = match mode {
+            NormMode::PerMel => "training clips (per feature)",
+            NormMode::Global => "training clips (global)",
+            NormMode::Utterance => "the clip's own frames",
+            _ => "none",
+        };
+        return Ok(vec![Source::Mode(name); ds.len()]);
+    }
+    let fallback = training_speakers(run, &lr.exp, progress)?.normalizer();
+    let feats: Vec<&[f32]> = ds.features.iter().map(|x| &x[..]).collect();
+    let enroll: Vec<(String, &[f32])> = enroll.iter().map(|(s, x)| (s.clone(), &x[..])).collect();
+    let assigned = spk::assign(
+        &ds.speaker,
+        &feats,
+        &enroll,
+        ds.n_features,
+        min_clips,
+        &fallback,
+    );
+    let (norms, sources) = assigned.into_iter().unzip();
+    ds.clip_norm = Some(norms);
+    Ok(sources)
 }
 
 /// Score a loaded run on `clips` (labels renamed by `merge`; clips whose label the model does
-/// not know are left out and counted), writing `<run>/eval/<name>/`.
+/// not know are left out and counted), writing `<run>/eval/<name>/`. A `normalize: speaker`
+/// run standardises a speaker with fewer than `min_clips` clips on its training speakers'
+/// statistics, and says so.
 pub fn evaluate_clips(
     run: &Path,
     lr: &LoadedRun,
     clips: &[ClipRecord],
     name: &str,
     merge: &BTreeMap<String, String>,
+    min_clips: usize,
     progress: bool,
 ) -> Result<(RunMetrics, PathBuf, usize)> {
     let exp = &lr.exp;
@@ -1140,7 +1380,16 @@ pub fn evaluate_clips(
             None => left_out += 1,
         }
     }
-    let ds = Dataset::from_rows(&rows, &lab)?.with_channels(exp.pipeline.channels())?;
+    let mut ds = Dataset::from_rows(&rows, &lab)?.with_channels(exp.pipeline.channels())?;
+    let sources = attach_inference_norm(run, lr, &mut ds, &[], min_clips, progress)?;
+    let fell_back = sources.iter().filter(|s| s.falls_back()).count();
+    if fell_back > 0 {
+        eprintln!(
+            "warning: {fell_back} of {} clips belong to speakers with fewer than {min_clips} clips \
+             (or none named) and were standardised on the training speakers' statistics",
+            sources.len()
+        );
+    }
     let (probs, pred) = lr.model.predict(&ds)?;
     let sexes: Vec<Option<String>> = used.iter().map(|c| c.sex.clone()).collect();
     let m = RunMetrics {
@@ -1177,7 +1426,35 @@ pub struct FilePrediction {
     pub entropy: Option<f64>,
     /// Above the run's abstain threshold (chosen on its validation speakers): unsure.
     pub abstain: Option<bool>,
+    /// The statistics the file was standardised with: `speaker 03 (23 clips)`, `training
+    /// speakers`, or the run's mode (`training clips (per feature)`, ...).
+    pub normalisation: Option<String>,
     pub error: Option<String>,
+}
+
+/// What to predict and how to group it by speaker (see [`crate::speakers`]).
+#[derive(Debug, Clone)]
+pub struct PredictInputs {
+    /// WAV files, or CSV lists `path,speaker`.
+    pub files: Vec<PathBuf>,
+    /// The speaker of every file (else: the list's, or the run's corpus naming convention).
+    pub speaker: Option<String>,
+    /// Folders or files of the same speaker's other clips, for statistics only (the files are
+    /// then all that speaker's: `speaker`, or `enrolled`).
+    pub enroll: Vec<PathBuf>,
+    /// Clips of a speaker needed for their own statistics.
+    pub min_clips: usize,
+}
+
+impl PredictInputs {
+    pub fn files(files: Vec<PathBuf>) -> PredictInputs {
+        PredictInputs {
+            files,
+            speaker: None,
+            enroll: Vec::new(),
+            min_clips: spk::DEFAULT_MIN_CLIPS,
+        }
+    }
 }
 
 /// The temperature a run fitted on its validation speakers (1 for runs from before it was).
@@ -1193,46 +1470,78 @@ fn temperature_of(m: Option<&RunMetrics>) -> f64 {
 }
 
 /// Predict the label of each audio file (any rate, channels, bit depth). A file that cannot be
-/// read gets its error; the others are predicted.
-pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction>> {
+/// read gets its error; the others are predicted. A file's answer depends only on its own
+/// speaker's clips in the call (and `enroll`), never on other files.
+pub fn predict_files(run: &Path, inputs: &PredictInputs) -> Result<Vec<FilePrediction>> {
     let lr = load_run(run, tch::Device::cuda_if_available())?;
     let p = &lr.exp.pipeline;
     let fx = FeatureExtractor::new(p).map_err(|e| anyhow::anyhow!("pipeline {}: {e}", p.name))?;
-    let features: Vec<Result<Vec<f32>, String>> = files
-        .iter()
-        .map(|f| {
-            let y = features::stage::load_clip(f, p.sample_rate)?;
-            if y.is_empty() {
-                return Err("no audio samples".into());
+    let fixed = lr.model.fixed_frames();
+    let featurize = |f: &Path| -> Result<Vec<f32>, String> {
+        let y = features::stage::load_clip(f, p.sample_rate)?;
+        if y.is_empty() {
+            return Err("no audio samples".into());
+        }
+        let (frames, feats) = fx.compute(&y).map_err(|e| e.to_string())?;
+        if let Some(want) = fixed {
+            if frames != want {
+                return Err(format!(
+                    "{frames} frames, the model takes {want} (pipeline frames policy)"
+                ));
             }
-            let (frames, feats) = fx.compute(&y).map_err(|e| e.to_string())?;
-            if let Some(want) = lr.model.fixed_frames() {
-                if frames != want {
-                    return Err(format!(
-                        "{frames} frames, the model takes {want} (pipeline frames policy)"
-                    ));
-                }
+        }
+        Ok(feats)
+    };
+    let speaker = inputs
+        .speaker
+        .clone()
+        .or_else(|| (!inputs.enroll.is_empty()).then(|| "enrolled".into()));
+    let files = spk::speakers_of(&inputs.files, speaker.as_deref(), lr.exp.corpus.format)?;
+    let features: Vec<Result<Vec<f32>, String>> = files.iter().map(|(f, _)| featurize(f)).collect();
+    let mut enroll = Vec::new();
+    if lr.model.normalize() == NormMode::Speaker {
+        for f in inputs
+            .enroll
+            .iter()
+            .map(|e| spk::wav_files(e))
+            .collect::<Result<Vec<_>>>()?
+            .concat()
+        {
+            match featurize(&f) {
+                Ok(x) => enroll.push((speaker.clone().unwrap_or_default(), x)),
+                Err(e) => eprintln!("warning: enrolment clip {} left out: {e}", f.display()),
             }
-            Ok(feats)
-        })
-        .collect();
+        }
+    } else if !inputs.enroll.is_empty() {
+        eprintln!(
+            "note: the run standardises with `normalize: {}`; enrolment clips are not used",
+            serde_json::to_value(lr.model.normalize())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        );
+    }
     // The readable files are scored together (with windows, each file whole, window by
-    // window). A `normalize: speaker` model treats them as one speaker's clips.
-    let good: Vec<usize> = (0..files.len()).filter(|&i| features[i].is_ok()).collect();
+    // window); each one's statistics come from its own speaker's clips only.
+    let good: Vec<usize> = (0..features.len())
+        .filter(|&i| features[i].is_ok())
+        .collect();
     let metrics = RunDir::new(run).metrics().ok();
-    let mut probs: Vec<Option<(Vec<f32>, usize)>> = vec![None; files.len()];
+    let mut probs: Vec<Option<(Vec<f32>, usize, Source)>> = vec![None; features.len()];
     if !good.is_empty() {
         let clips: Vec<Vec<f32>> = good
             .iter()
             .map(|&i| features[i].clone().expect("readable"))
             .collect();
-        let ds = Dataset::unlabelled(clips, fx.n_features(), p.channels(), Some("predict".into()));
+        let mut ds = Dataset::unlabelled(clips, fx.n_features(), p.channels(), None);
+        ds.speaker = good.iter().map(|&i| files[i].1.clone()).collect();
+        let sources = attach_inference_norm(run, &lr, &mut ds, &enroll, inputs.min_clips, false)?;
         let (p, pred) = lr.model.predict(&ds)?;
         // Calibrated on the run's validation speakers (temperature scaling; the prediction is
         // the same, the probabilities are the calibrated ones).
         let t = temperature_of(metrics.as_ref());
-        for ((&i, pr), c) in good.iter().zip(p).zip(pred) {
-            probs[i] = Some((crate::calibration::scale(&pr, t), c));
+        for (((&i, pr), c), src) in good.iter().zip(p).zip(pred).zip(sources) {
+            probs[i] = Some((crate::calibration::scale(&pr, t), c, src));
         }
     }
     let threshold = metrics.and_then(|m| m.abstain_entropy);
@@ -1240,8 +1549,8 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
         .iter()
         .zip(features)
         .zip(probs)
-        .map(|((f, feats), pr)| match (feats, pr) {
-            (Ok(_), Some((probs, best))) => {
+        .map(|(((f, _), feats), pr)| match (feats, pr) {
+            (Ok(_), Some((probs, best, src))) => {
                 let h = crate::calibration::entropy(&probs);
                 FilePrediction {
                     file: f.display().to_string(),
@@ -1249,6 +1558,7 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
                     probabilities: lr.meta.classes.iter().cloned().zip(probs).collect(),
                     entropy: Some(h),
                     abstain: threshold.map(|t| h > t),
+                    normalisation: Some(src.to_string()),
                     error: None,
                 }
             }
@@ -1258,6 +1568,7 @@ pub fn predict_files(run: &Path, files: &[PathBuf]) -> Result<Vec<FilePrediction
                 probabilities: BTreeMap::new(),
                 entropy: None,
                 abstain: None,
+                normalisation: None,
                 error: Some(feats.err().unwrap_or_else(|| "not scored".into())),
             },
         })

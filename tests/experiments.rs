@@ -381,11 +381,17 @@ fn the_demo_runs_end_to_end_and_a_rerun_skips_complete_runs() {
     // Another configuration under the same name is refused, not silently skipped.
     let mut changed = args.clone();
     changed.extend(["--set", "train.lr=5e-4"]);
-    let (ok, _, err) = emolab(&changed);
+    let (ok, out, err) = emolab(&changed);
     assert!(
         !ok && err.contains("another configuration") && err.contains("--force"),
         "{err}"
     );
+    // ... before anything runs, naming what differs, and without the old table.
+    assert!(
+        err.contains("Nothing was run") && err.contains("lr"),
+        "{err}"
+    );
+    assert!(!out.contains("UA"), "a stale table was printed:\n{out}");
 
     // Re-running skips the complete run; --force recomputes it to the same metrics (CPU).
     let (ok, out, _) = emolab(&args);
@@ -606,7 +612,10 @@ fn unattended_runs_log_one_line_per_epoch() {
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let epochs: Vec<&str> = stderr.lines().filter(|l| l.contains(" epoch ")).collect();
+    let epochs: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(" epoch ") && !l.contains(" done: "))
+        .collect();
     assert_eq!(epochs.len(), 2, "{stderr}");
     assert!(
         epochs[0].starts_with("fold0-seed0 epoch 1/2: train loss "),
@@ -623,6 +632,71 @@ fn unattended_runs_log_one_line_per_epoch() {
         "a bar was drawn: {stderr:?}"
     );
     assert!(!stdout.contains("shape:"), "{stdout}");
+    // One line when the run ends: how it stopped, the epoch kept, val and test UA, time.
+    let done = stderr
+        .lines()
+        .find(|l| l.starts_with("fold0-seed0 done: "))
+        .unwrap_or_else(|| panic!("no end-of-run line:\n{stderr}"));
+    assert!(
+        done.contains("all 2 epochs, kept epoch")
+            && done.contains("val UA 0.")
+            && done.contains("test UA 0.")
+            && done.ends_with(" s"),
+        "{done}"
+    );
+}
+
+/// Two `emolab run` of one experiment started together (a double start, or a requeued task
+/// beside its live original) never train the same run at once: each run folder is trained by
+/// exactly one of them, the other skips it while it is held.
+#[test]
+fn two_runs_of_one_experiment_never_train_a_fold_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = corpus(tmp.path(), 6);
+    let exp = write_exp(tmp.path(), "twice", &c, "");
+    let text = std::fs::read_to_string(&exp).unwrap().replace(
+        "train: {epochs: 2, batch_size: 64,",
+        "train: {epochs: 6, batch_size: 16,",
+    );
+    std::fs::write(&exp, text).unwrap();
+    // Features first, so that both processes reach the folds together.
+    let (ok, out, err) = emolab(&["run", exp.to_str().unwrap(), "--prepare-only"]);
+    assert!(ok, "{out}\n{err}");
+    let start = || {
+        std::process::Command::new(common::BIN)
+            .args(["--quiet", "run", exp.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let trained = |out: std::process::Output| -> usize {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{text}\n{err}");
+        let re = regex::Regex::new(
+            r"(\d+) runs \((\d+) already complete, 0 failed(?:, (\d+) left to the process training them)?\)",
+        )
+        .unwrap();
+        let c = re
+            .captures(&text)
+            .unwrap_or_else(|| panic!("no run count:\n{text}\n{err}"));
+        let n = |i: usize| c.get(i).map_or(0, |m| m.as_str().parse::<usize>().unwrap());
+        assert_eq!(n(1), 3, "{text}");
+        n(1) - n(2) - n(3)
+    };
+    let (ta, tb) = (
+        trained(a.wait_with_output().unwrap()),
+        trained(b.wait_with_output().unwrap()),
+    );
+    assert_eq!(ta + tb, 3, "runs trained: {ta} + {tb} for 3 folds");
+    for f in 0..3 {
+        assert!(
+            RunDir::new(tmp.path().join(format!("results/twice/fold{f}-seed0"))).is_complete(),
+            "fold {f}"
+        );
+    }
 }
 
 /// A shipped experiment names its pipeline as `pipelines/…`: it loads from any folder (the
@@ -657,5 +731,31 @@ fn a_shipped_experiment_runs_from_another_folder() {
         !ok && err.contains("cannot read pipeline pipelines/functionals.yaml")
             && err.contains("looked in"),
         "{err}"
+    );
+}
+
+/// A closed pipe (`emolab doctor | head -0`) ends the process quietly (status 0 or SIGPIPE),
+/// never with a panic.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::process::ExitStatusExt;
+    let mut fds = [0i32; 2];
+    // SAFETY: a fresh pipe; its read end is closed at once, its write end handed to the child.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    unsafe { libc::close(fds[0]) };
+    let stdout = unsafe { std::process::Stdio::from_raw_fd(fds[1]) };
+    let out = std::process::Command::new(common::BIN)
+        .arg("doctor")
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {err}",
+        out.status
     );
 }

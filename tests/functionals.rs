@@ -312,15 +312,20 @@ fn a_functionals_svm_experiment_runs_evaluates_and_predicts() {
         (again["test"]["ua"].as_f64().unwrap() - ua).abs() < 1e-12,
         "{again} vs {ua}"
     );
-    let good = std::fs::read_dir(&c)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "wav"));
+    let good = {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&c)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+            .collect();
+        v.sort();
+        v.into_iter().next()
+    };
     let (ok, out, err) = emolab(&[
         "predict",
         run.to_str().unwrap(),
-        good.unwrap().to_str().unwrap(),
+        good.as_ref().unwrap().to_str().unwrap(),
         "--json",
     ]);
     assert!(ok, "{err}");
@@ -332,6 +337,75 @@ fn a_functionals_svm_experiment_runs_evaluates_and_predicts() {
         .map(|v| v.as_f64().unwrap())
         .sum();
     assert!((total - 1.0).abs() < 1e-4, "{preds}");
+
+    // Speaker-normalised inference: a file alone uses the training speakers' statistics (said
+    // in the output and on stderr), and gets the same answer beside other speakers' files;
+    // with enough clips of its own speaker it uses theirs.
+    assert!(run.join("speaker_norm.json").exists());
+    let good = good.unwrap();
+    let speaker_of = |p: &Path| p.file_name().unwrap().to_string_lossy()[..4].to_string();
+    let wavs: Vec<PathBuf> = {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&c)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wav") && *p != good)
+            .collect();
+        v.sort();
+        v
+    };
+    let (same, others): (Vec<&PathBuf>, Vec<&PathBuf>) = wavs
+        .iter()
+        .partition(|p| speaker_of(p) == speaker_of(&good));
+    assert!(
+        same.len() >= 6 && others.len() >= 3,
+        "{} / {}",
+        same.len(),
+        others.len()
+    );
+    let predict = |files: &[&PathBuf]| -> (serde_json::Value, String) {
+        let mut args = vec!["predict".to_string(), run.display().to_string()];
+        args.extend(files.iter().map(|p| p.display().to_string()));
+        args.push("--json".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out, err) = emolab(&args);
+        assert!(ok, "{err}");
+        (serde_json::from_str(&out).unwrap(), err)
+    };
+    let (alone, err) = predict(&[&good]);
+    assert_eq!(alone[0]["normalisation"], "training speakers", "{alone}");
+    assert!(err.contains("training speakers' statistics"), "{err}");
+    let (mixed, _) = predict(&[others[0], &good, others[1], others[2]]);
+    assert_eq!(mixed[1]["probabilities"], alone[0]["probabilities"]);
+    assert_eq!(mixed[1]["normalisation"], "training speakers");
+    let mut group = vec![&good];
+    group.extend(&same[..6]);
+    let (grouped, _) = predict(&group);
+    assert_eq!(
+        grouped[0]["normalisation"],
+        format!("speaker {} (7 clips)", speaker_of(&good))
+    );
+    // --speaker with --enroll: the same statistics, the enrolled clips not predicted.
+    let enroll = tmp.path().join("enroll");
+    std::fs::create_dir_all(&enroll).unwrap();
+    for p in &same[..6] {
+        std::fs::copy(p, enroll.join(p.file_name().unwrap())).unwrap();
+    }
+    let (ok, out, err) = emolab(&[
+        "predict",
+        run.to_str().unwrap(),
+        good.to_str().unwrap(),
+        "--speaker",
+        "s",
+        "--enroll",
+        enroll.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let enrolled: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(enrolled.as_array().unwrap().len(), 1);
+    assert_eq!(enrolled[0]["normalisation"], "speaker s (7 clips)");
+    assert_eq!(enrolled[0]["probabilities"], grouped[0]["probabilities"]);
 
     // The seed's Conv1D on the 40-MFCC means trains on the same corpus (a network on vectors).
     let (ok, out, err) = emolab(&[

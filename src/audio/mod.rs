@@ -24,6 +24,8 @@ pub enum AudioError {
     Truncated { declared: usize, found: usize },
     #[error("empty: no audio samples")]
     Empty,
+    #[error("empty file (0 bytes)")]
+    EmptyFile,
     #[error("non-finite sample (NaN or Inf) at sample {index}")]
     NonFinite { index: usize },
     #[error("bad WAV header: {0}")]
@@ -123,6 +125,9 @@ pub fn read_wav(path: &Path) -> Result<Audio, AudioError> {
 /// the common layouts (8/16/24/32-bit PCM, 32-bit float, sample width = container width) are
 /// then converted straight from the bytes, the rest through hound's sample iterator.
 pub fn decode_wav(bytes: &[u8]) -> Result<Audio, AudioError> {
+    if bytes.is_empty() {
+        return Err(AudioError::EmptyFile);
+    }
     check_format(bytes)?;
     decode_checked(bytes)
 }
@@ -401,6 +406,8 @@ mod tests {
         );
         let empty = wav_bytes(spec(1, 16, false), |_| {});
         assert!(matches!(decode_wav(&empty), Err(AudioError::Empty)));
+        let zero = decode_wav(&[]).unwrap_err();
+        assert_eq!(zero.to_string(), "empty file (0 bytes)");
         let nan = wav_bytes(spec(1, 32, true), |w| {
             w.write_sample(0.1f32).unwrap();
             w.write_sample(f32::NAN).unwrap();

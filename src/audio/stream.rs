@@ -34,6 +34,9 @@ impl WavStream {
     pub fn open(path: &Path) -> Result<WavStream, AudioError> {
         let mut head = Vec::with_capacity(64 * 1024);
         File::open(path)?.take(64 * 1024).read_to_end(&mut head)?;
+        if head.is_empty() {
+            return Err(AudioError::EmptyFile);
+        }
         check_format(&head)?;
         let reader = hound::WavReader::new(BufReader::with_capacity(1 << 20, File::open(path)?))
             .map_err(header_error)?;

@@ -301,9 +301,12 @@ impl Pipeline {
         Some(DbSpec::default())
     }
 
-    /// Load and validate a pipeline file.
+    /// Load and validate a pipeline file; `${VAR}` / `${VAR:-default}` read the environment, as
+    /// in experiment files.
     pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
-        let mut p: Pipeline = load_yaml(path)?;
+        let mut tree: serde_yaml::Value = load_yaml(path)?;
+        crate::experiment::expand_env(&mut tree, path)?;
+        let mut p: Pipeline = crate::config::from_value(path, tree)?;
         if p.name.is_empty() {
             p.name = path
                 .file_stem()
