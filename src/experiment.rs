@@ -354,6 +354,49 @@ fn check_finetune(
     Ok(())
 }
 
+/// Point an error about the merged experiment at what the user wrote: the `--set` that gave
+/// the key, or `file:line` of the first file of the `extends` chain (the experiment first)
+/// that writes it.
+fn locate(mut e: ConfigError, file: &Path, chain: &[PathBuf], sets: &[String]) -> ConfigError {
+    let Some(key) = e.key.clone() else { return e };
+    if e.file != file {
+        return e;
+    }
+    for s in sets.iter().rev() {
+        let k = s.split('=').next().unwrap_or("").trim();
+        if !k.is_empty()
+            && (key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")))
+        {
+            e.file = PathBuf::from(format!("--set {s}"));
+            return e;
+        }
+    }
+    let Some(last) = key.rsplit('.').find(|p| !p.is_empty() && *p != "?") else {
+        return e;
+    };
+    let Ok(re) = regex::Regex::new(&format!(r"(^|[\s{{,\-])\s*{}\s*:", regex::escape(last)))
+    else {
+        return e;
+    };
+    let canon_file = file.canonicalize().ok();
+    for path in chain {
+        let Ok(text) = std::fs::read_to_string(path) else { continue };
+        if let Some(n) = text.lines().position(|l| {
+            let code = l.split(" #").next().unwrap_or(l);
+            !l.trim_start().starts_with('#') && re.is_match(code)
+        }) {
+            let shown = if canon_file.as_ref() == Some(path) {
+                file.to_path_buf()
+            } else {
+                path.clone()
+            };
+            e.file = PathBuf::from(format!("{}:{}", shown.display(), n + 1));
+            return e;
+        }
+    }
+    e
+}
+
 /// Replace `${VAR}` / `${VAR:-default}` in every string of the tree.
 pub fn expand_env(v: &mut Value, file: &Path) -> Result<(), ConfigError> {
     match v {
@@ -589,7 +632,8 @@ fn resolve_model(tree: &mut Value, file: &Path) -> Result<String, ConfigError> {
 impl Experiment {
     /// Load, resolve and validate an experiment file with `--set` overrides.
     pub fn load(file: &Path, sets: &[String]) -> Result<Experiment, ConfigError> {
-        let mut tree = read_tree(file, &mut Vec::new())?;
+        let mut chain = Vec::new();
+        let mut tree = read_tree(file, &mut chain)?;
         for s in sets {
             // `pipeline: file.yaml` takes dotted overrides as `{file: file.yaml, key: value}`.
             if s.trim_start().starts_with("pipeline.") {
@@ -606,7 +650,7 @@ impl Experiment {
                 hint: None,
             })?;
         }
-        Self::from_tree(file, tree)
+        Self::from_tree(file, tree).map_err(|e| locate(e, file, &chain, sets))
     }
 
     /// Resolve and validate a document tree (after extends and overrides).
@@ -647,8 +691,9 @@ impl Experiment {
         if tree.get("model_name").is_none() {
             tree["model_name"] = Value::String(name.clone());
         }
-        let text = serde_yaml::to_string(&tree).expect("a tree serialises");
-        let mut raw: Raw = crate::config::parse_yaml(file, &text)?;
+        // From the merged tree (no line numbers: those of a merged document would point
+        // nowhere the user wrote; `Experiment::load` finds the line in the user's files).
+        let mut raw: Raw = crate::config::from_value(file, tree)?;
         if let ModelSpec::Finetune(f) = &mut raw.model {
             check_finetune(f, &raw.pipeline, raw.train.normalize, file)?;
         }

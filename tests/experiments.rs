@@ -117,6 +117,22 @@ fn schema_errors_name_the_file_and_key_with_a_hint() {
         emolab::models::ModelSpec::Cnn(s) => assert!(s.batch_norm && s.l2 > 0.0),
         other => panic!("{other:?}"),
     }
+    // An error in an extending file names that file and the line the user wrote (not a line
+    // of the merged document); one from --set says so.
+    let bad_child = tmp.path().join("bad_child.yaml");
+    std::fs::write(
+        &bad_child,
+        "# a comment\nextends: good.yaml\ntrain:\n  lr: 5.0e-4\n  normalise: speaker\n",
+    )
+    .unwrap();
+    let msg = load_err(&bad_child, &[]);
+    assert!(
+        msg.starts_with(&format!("{}:5: ", bad_child.display())) && msg.contains("did you mean `normalize`?"),
+        "{msg}"
+    );
+    assert!(!msg.contains("at line"), "{msg}");
+    let msg = load_err(&child, &["train.epohcs=3"]);
+    assert!(msg.starts_with("--set train.epohcs=3: "), "{msg}");
     let cyc = tmp.path().join("cyc.yaml");
     std::fs::write(&cyc, "extends: cyc.yaml\n").unwrap();
     assert!(load_err(&cyc, &[]).contains("cycle"));
