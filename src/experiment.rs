@@ -374,13 +374,14 @@ fn locate(mut e: ConfigError, file: &Path, chain: &[PathBuf], sets: &[String]) -
     let Some(last) = key.rsplit('.').find(|p| !p.is_empty() && *p != "?") else {
         return e;
     };
-    let Ok(re) = regex::Regex::new(&format!(r"(^|[\s{{,\-])\s*{}\s*:", regex::escape(last)))
-    else {
+    let Ok(re) = regex::Regex::new(&format!(r"(^|[\s{{,\-])\s*{}\s*:", regex::escape(last))) else {
         return e;
     };
     let canon_file = file.canonicalize().ok();
     for path in chain {
-        let Ok(text) = std::fs::read_to_string(path) else { continue };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
         if let Some(n) = text.lines().position(|l| {
             let code = l.split(" #").next().unwrap_or(l);
             !l.trim_start().starts_with('#') && re.is_match(code)

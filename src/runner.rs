@@ -740,8 +740,10 @@ pub fn run_one(
     meta.parameters = parameters;
     meta.epochs_run = fit.history.len();
     meta.best_epoch = fit.best_epoch;
-    meta.train_seconds_per_epoch =
-        Some(fit.history.iter().map(|h| h.train_seconds).sum::<f64>() / fit.history.len() as f64);
+    // A classical model has one fit, not epochs.
+    meta.train_seconds_per_epoch = exp.model.classical().is_none().then(|| {
+        fit.history.iter().map(|h| h.train_seconds).sum::<f64>() / fit.history.len() as f64
+    });
     meta.finished_at = Some(now());
     meta.seconds = Some(started.elapsed().as_secs_f64());
     meta.status = RunStatus::Complete;

@@ -127,7 +127,8 @@ fn schema_errors_name_the_file_and_key_with_a_hint() {
     .unwrap();
     let msg = load_err(&bad_child, &[]);
     assert!(
-        msg.starts_with(&format!("{}:5: ", bad_child.display())) && msg.contains("did you mean `normalize`?"),
+        msg.starts_with(&format!("{}:5: ", bad_child.display()))
+            && msg.contains("did you mean `normalize`?"),
         "{msg}"
     );
     assert!(!msg.contains("at line"), "{msg}");

@@ -520,7 +520,7 @@ fn render_in_chromium(report: &Path, tmp: &Path) {
     };
     // A copy of the page with a probe that measures each chart once laid out (the report
     // itself has no script).
-    let probe = r#"<pre id="probe"></pre><script>
+    let probe = r#"<pre id="probe"></pre><pre id="lb"></pre><script>
 const charts = [...document.querySelectorAll('figure.chart')].map(f => {
   const s = f.querySelector('svg');
   if (!s) return { id: f.id, svg: false };
@@ -532,6 +532,13 @@ const charts = [...document.querySelectorAll('figure.chart')].map(f => {
            texts: s.querySelectorAll('text').length };
 });
 document.getElementById('probe').textContent = JSON.stringify(charts);
+const lb = document.querySelector('#leaderboard table');
+const ths = lb ? [...lb.querySelectorAll('th')] : [];
+const warn = ths.find(t => t.textContent === 'warnings');
+document.getElementById('lb').textContent = JSON.stringify({
+  viewport: window.innerWidth,
+  warnings_right: warn ? warn.getBoundingClientRect().right : -1,
+  table_right: lb ? lb.getBoundingClientRect().right : -1 });
 </script></body>"#;
     let html = std::fs::read_to_string(report).unwrap();
     let probed = report.with_file_name("probe.html");
@@ -539,6 +546,7 @@ document.getElementById('probe').textContent = JSON.stringify(charts);
     let profile = tmp.join("chromium-profile");
     let out = run_with_deadline(
         headless(&browser, &profile)
+            .arg("--window-size=1400,2000")
             .arg("--virtual-time-budget=5000")
             .arg("--dump-dom")
             .arg(format!("file://{}", probed.display())),
@@ -558,6 +566,19 @@ document.getElementById('probe').textContent = JSON.stringify(charts);
         .replace("&gt;", ">")
         .replace("&amp;", "&");
     let charts: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    // The leaderboard fits a 1400 px window, its warnings column on screen.
+    let lb = dom
+        .split("<pre id=\"lb\">")
+        .nth(1)
+        .and_then(|s| s.split("</pre>").next())
+        .unwrap_or_else(|| panic!("no leaderboard probe in the DOM: {stderr}"))
+        .replace("&quot;", "\"");
+    let lb: serde_json::Value = serde_json::from_str(&lb).unwrap();
+    let right = lb["warnings_right"].as_f64().unwrap();
+    assert!(
+        right > 0.0 && right <= lb["viewport"].as_f64().unwrap(),
+        "the leaderboard's warnings column is off-screen at 1400 px: {lb}"
+    );
     assert_eq!(
         charts.len(),
         html.matches("<figure class=\"chart\"").count()

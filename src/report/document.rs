@@ -136,6 +136,8 @@ pub(in crate::report) struct Entry {
     pub(in crate::report) f1: (Option<f64>, Option<f64>),
     pub(in crate::report) val_ua: Option<f64>,
     pub(in crate::report) parameters: u64,
+    /// A classical model (or a fusion with one): no parameter count or epochs to show.
+    pub(in crate::report) classical: bool,
     pub(in crate::report) seconds_per_epoch: Option<f64>,
     pub(in crate::report) device: String,
     pub(in crate::report) leaky: bool,
@@ -184,6 +186,7 @@ impl Entry {
 fn entries(lb: &DataFrame) -> Result<Vec<Entry>> {
     let name = str_col(lb, "entry")?;
     let experiment = str_col(lb, "experiment")?;
+    let model = str_col(lb, "model")?;
     let trial = opt_str_col(lb, "trial")?;
     let params = str_col(lb, "params")?;
     let protocol = str_col(lb, "protocol")?;
@@ -204,6 +207,7 @@ fn entries(lb: &DataFrame) -> Result<Vec<Entry>> {
     );
     let val = f("val_ua_mean")?;
     let parameters = u64_col(lb, "parameters")?;
+    let family = str_col(lb, "family")?;
     let spe = f("train_seconds_per_epoch")?;
     let chance = f("chance")?;
     let device = str_col(lb, "device")?;
@@ -231,6 +235,7 @@ fn entries(lb: &DataFrame) -> Result<Vec<Entry>> {
             f1: (f1[i], f1_s[i]),
             val_ua: val[i],
             parameters: parameters[i],
+            classical: is_classical(&family[i], &model[i]),
             seconds_per_epoch: spe[i],
             device: device[i].clone(),
             leaky: leaky[i],
@@ -316,6 +321,16 @@ pub(in crate::report) struct Builder<'a> {
     /// Classes of each entry, in the runs' order.
     pub(in crate::report) classes: HashMap<String, Vec<String>>,
     pub(in crate::report) ids: Ids,
+}
+
+/// Whether an entry's models include a classical one (`svm`, `random_forest`, `logistic`;
+/// a fusion names its members' models `a + b`).
+fn is_classical(family: &str, model: &str) -> bool {
+    const CLASSICAL: [&str; 3] = ["svm", "random_forest", "logistic"];
+    CLASSICAL.contains(&family)
+        || model
+            .split(" + ")
+            .any(|m| CLASSICAL.contains(&m.trim()) || m.trim().starts_with("svm"))
 }
 
 /// Build the document of a report.

@@ -7,7 +7,7 @@ use super::document::{Block, Document, Table};
 const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 0;
        color: #222; background: #fafafa; line-height: 1.45; }
-main { max-width: 1200px; margin: 0 auto; padding: 1.5em 2em 4em; background: #fff; }
+main { max-width: 1320px; margin: 0 auto; padding: 1.5em 2em 4em; background: #fff; }
 h1 { margin-top: 0.2em; }
 h2 { border-bottom: 2px solid #3b6ea8; padding-bottom: 0.2em; margin-top: 2.2em; }
 h3 { margin-top: 1.6em; font-size: 1.05em; }
@@ -23,6 +23,9 @@ th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left;
          vertical-align: top; }
 th { background: #f2f5f9; position: sticky; top: 0; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th.num { white-space: normal; }
+td { overflow-wrap: anywhere; }
+td:last-child { min-width: 12em; }
 tr.flagged td { background: #fff4e5; }
 .source { font-size: 0.8em; color: #666; margin-top: 0.3em; }
 .charts { display: flex; flex-wrap: wrap; gap: 1.2em; align-items: flex-start; margin: 1em 0; }

@@ -270,6 +270,7 @@ fn leaderboard(runs: &DataFrame, loaded: &Loaded) -> Result<DataFrame> {
             col("macro_f1").mean().alias("macro_f1_mean"),
             col("macro_f1").std(1).alias("macro_f1_std"),
             col("val_ua").mean().alias("val_ua_mean"),
+            col("family").first().alias("family"),
             col("parameters").max().alias("parameters"),
             col("train_seconds_per_epoch")
                 .mean()

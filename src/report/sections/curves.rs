@@ -14,7 +14,8 @@ impl Builder<'_> {
         let mut any = false;
         for name in self.tables.focus.clone() {
             let df = rows_where(&self.tables.curves, "entry", &name)?;
-            if df.height() == 0 {
+            // A classical model's one fit is not a curve.
+            if df.height() < 2 {
                 continue;
             }
             any = true;

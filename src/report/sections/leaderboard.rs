@@ -40,10 +40,15 @@ impl Builder<'_> {
                 pm(e.wa),
                 pm(e.f1),
                 pct(e.val_ua),
-                count(e.parameters),
+                if e.classical {
+                    String::new()
+                } else {
+                    count(e.parameters)
+                },
                 e.seconds_per_epoch
+                    .filter(|_| !e.classical)
                     .map(|s| format!("{s:.2}"))
-                    .unwrap_or_else(|| "–".into()),
+                    .unwrap_or_default(),
                 e.device.clone(),
                 e.remarks(),
             ]);
