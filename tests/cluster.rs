@@ -261,6 +261,12 @@ fn a_sweep_runs_on_a_live_slurm_and_a_cancelled_task_resumes_on_resubmission() {
         "sweep: {params: {train.lr: [1.0e-3, 3.0e-3]}}",
     );
     let s = sweep.to_str().unwrap();
+    // A request no node can meet is refused at submission, not left pending forever.
+    let (ok, out, err) = emolab(&["sweep", s, "--slurm", "--slurm-opt", "cpus=4096"]);
+    assert!(
+        !ok && err.contains("slurm.cpus is 4096") && err.contains("largest node"),
+        "{out}\n{err}"
+    );
     let (ok, out, err) = emolab(&["sweep", s, "--slurm"]);
     assert!(ok, "{out}\n{err}");
     assert!(

@@ -124,6 +124,30 @@ pub enum SlurmError {
     },
     #[error("the plan has task {max}, but this cluster's MaxArraySize is {limit} (indices up to {}): run fewer trials or seeds per submission (a `folds:` or `seeds:` selection, or a smaller sweep), or ask for a larger MaxArraySize", limit - 1)]
     ArrayTooLarge { max: usize, limit: usize },
+    #[error("slurm.cpus is {asked}, but the largest node{} has {largest} CPUs: the jobs would wait forever; ask for fewer (--slurm-opt cpus={largest})", partition.as_ref().map(|p| format!(" of partition {p}")).unwrap_or_default())]
+    TooManyCpus {
+        asked: usize,
+        largest: usize,
+        partition: Option<String>,
+    },
+}
+
+/// The most CPUs of any node (of `partition`) as `sinfo` reports them; `None` when it cannot
+/// tell.
+fn largest_node_cpus(partition: Option<&str>) -> Option<usize> {
+    let mut args = vec!["-h".to_string(), "-o".into(), "%c".into()];
+    if let Some(p) = partition {
+        args.extend(["-p".into(), p.to_string()]);
+    }
+    let text = slurm("sinfo", &args).ok()?;
+    largest_cpus(&text)
+}
+
+/// The largest CPU count in `sinfo -o %c` output (`4`, or `2+` for mixed node groups).
+fn largest_cpus(text: &str) -> Option<usize> {
+    text.lines()
+        .filter_map(|l| l.trim().trim_end_matches('+').parse::<usize>().ok())
+        .max()
 }
 
 /// Run a Slurm command; its stdout.
@@ -518,6 +542,16 @@ pub fn submit(
                 return Err(SlurmError::ArrayTooLarge { max, limit }.into());
             }
         }
+        if let Some(largest) = largest_node_cpus(spec.partition.as_deref()) {
+            if spec.cpus > largest {
+                return Err(SlurmError::TooManyCpus {
+                    asked: spec.cpus,
+                    largest,
+                    partition: spec.partition.clone(),
+                }
+                .into());
+            }
+        }
     }
     let script_s = script_path.display().to_string();
     let log = |name: &str| format!("--output={}", dir.join(name).display());
@@ -640,6 +674,8 @@ JobId=10 JobName=p JobState=COMPLETED Reason=None Dependency=(null)
         assert!(s[0].1.active());
         assert_eq!(s[2].0, Some(3));
         assert_eq!(s[2].1.reason, "JobArrayTaskLimit");
+        assert_eq!(largest_cpus("2\n4+\n\n"), Some(4));
+        assert_eq!(largest_cpus(""), None);
         assert_eq!(s[3].0, None);
         assert_eq!(s[3].1.job, "10");
         assert!(!s[3].1.active());
