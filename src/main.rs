@@ -36,7 +36,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
   emolab predict results/demo/fold0-seed0 clip.wav
   emolab sweep experiments/demo.yaml --grid model.dropout=0.3,0.5 --grid train.lr=1e-3,5e-4
   emolab sweep experiments/demo.yaml --grid train.lr=1e-3,5e-4 --slurm
-  emolab status demo --wait"
+  emolab status demo --wait
+  emolab report
+  emolab bench normalisation results/demo"
 )]
 struct Cli {
     /// Hide progress bars.

@@ -584,6 +584,26 @@ fn seed_ensembles_and_late_fusion_average_their_members() {
     {
         assert!(((x + y) / 2.0 - f).abs() < 1e-6);
     }
+    // A fusion file without `results:` finds its members under `--set results=DIR`, wherever
+    // $EMOLAB_RESULTS points, and writes there.
+    let bare = tmp.path().join("bare_fusion.yaml");
+    std::fs::write(&bare, "ensemble: [a, b]\n").unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["--quiet", "run", bare.to_str().unwrap()])
+        .arg("--set")
+        .arg(format!("results={}", results.display()))
+        .env("EMOLAB_RESULTS", tmp.path().join("elsewhere"))
+        .output()
+        .unwrap();
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && so.contains("1 fused runs"),
+        "{so}\n{se}"
+    );
+    assert!(results.join("bare_fusion/fold0-seed0").is_dir());
     // The report reads them (no missing weights or history is held against them).
     let (ok, out, err) = emolab(&[
         "report",
