@@ -14,6 +14,7 @@ use linfa::prelude::*;
 use linfa::Dataset as LinfaDataset;
 use linfa_svm::Svm;
 use ndarray::{Array1, Array2, Axis};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{fit_error, ClassicalError};
@@ -161,14 +162,18 @@ impl OvoSvm {
                 1.0 / (x.ncols() as f64 * if var > 0.0 { var } else { 1.0 })
             }
         };
-        let mut pairs = Vec::new();
-        for a in 0..k {
-            for b in a + 1..k {
+        // Pairs are independent problems: fitted in parallel (each deterministic, so the
+        // result does not depend on the thread count).
+        let todo: Vec<(usize, usize)> = (0..k)
+            .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
+            .collect();
+        let pairs = todo
+            .into_par_iter()
+            .map(|(a, b)| -> Result<_, ClassicalError> {
                 let rows: Vec<usize> = (0..y.len()).filter(|&i| y[i] == a || y[i] == b).collect();
                 let has = |c: usize| rows.iter().any(|&i| y[i] == c);
                 if !has(a) || !has(b) {
-                    pairs.push((a, b, None));
-                    continue;
+                    return Ok((a, b, None));
                 }
                 let records = x.select(Axis(0), &rows);
                 let targets: Array1<bool> = rows.iter().map(|&i| y[i] == a).collect();
@@ -186,9 +191,9 @@ impl OvoSvm {
                     platt_newton_method(Array1::from(dec).view(), targets.view(), &platt_params)
                         .map_err(|e| fit_error("svm", e))?;
                 let svm = pair.fit(&records, &targets)?;
-                pairs.push((a, b, Some(PairMachine { svm, platt })));
-            }
-        }
+                Ok((a, b, Some(PairMachine { svm, platt })))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(OvoSvm {
             k,
             pairs,
@@ -198,8 +203,11 @@ impl OvoSvm {
 
     /// Class probabilities and the voted class of every row.
     pub fn predict(&self, x: &Array2<f64>) -> (Vec<Vec<f32>>, Vec<usize>) {
-        x.outer_iter()
-            .map(|row| {
+        // Rows are independent: scored in parallel, in order.
+        (0..x.nrows())
+            .into_par_iter()
+            .map(|i| {
+                let row = x.row(i);
                 let mut r = vec![vec![0.5f64; self.k]; self.k];
                 let mut present = vec![false; self.k];
                 let mut votes = vec![0usize; self.k];
