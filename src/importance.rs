@@ -51,14 +51,14 @@ pub fn permutation_groups(
 ) -> Vec<(f64, f64)> {
     let ua = |pred: &[usize]| metrics::compute(labels, pred, classes).ua;
     let base = ua(&predict(rows));
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1f1f_2e2e);
-    let mut order: Vec<usize> = (0..rows.len()).collect();
+    let orders = draw(rows.len(), seed, groups.len());
     groups
         .iter()
-        .map(|cols| {
-            let drops: Vec<f64> = (0..REPEATS)
-                .map(|_| {
-                    order.shuffle(&mut rng);
+        .zip(orders.chunks(REPEATS))
+        .map(|(cols, orders)| {
+            let drops: Vec<f64> = orders
+                .iter()
+                .map(|order| {
                     let mut x = rows.to_vec();
                     for (i, &src) in order.iter().enumerate() {
                         for &j in cols {
@@ -68,11 +68,62 @@ pub fn permutation_groups(
                     base - ua(&predict(&x))
                 })
                 .collect();
-            let m = drops.iter().sum::<f64>() / REPEATS as f64;
-            let v = drops.iter().map(|x| (x - m).powi(2)).sum::<f64>() / REPEATS as f64;
-            (m, v.sqrt())
+            mean_sd(&drops)
         })
         .collect()
+}
+
+/// The shuffles of `n` clips for `groups` groups × [`REPEATS`], in the order they are used
+/// (each a reshuffle of the previous one, from one seeded generator).
+fn draw(n: usize, seed: u64, groups: usize) -> Vec<Vec<usize>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1f1f_2e2e);
+    let mut order: Vec<usize> = (0..n).collect();
+    (0..groups * REPEATS)
+        .map(|_| {
+            order.shuffle(&mut rng);
+            order.clone()
+        })
+        .collect()
+}
+
+fn mean_sd(drops: &[f64]) -> (f64, f64) {
+    let m = drops.iter().sum::<f64>() / drops.len() as f64;
+    let v = drops.iter().map(|x| (x - m).powi(2)).sum::<f64>() / drops.len() as f64;
+    (m, v.sqrt())
+}
+
+/// [`permutation_in`] for a model that scores its own clips with permuted columns:
+/// `votes(cols, order)` gives the predicted class of every clip `i` when the columns `cols`
+/// take clip `order[i]`'s values (`cols` empty: the clips as they are). The same shuffles as
+/// [`permutation_groups`]; groups and repeats are scored in parallel.
+pub fn permutation_scored(
+    n: usize,
+    d: usize,
+    labels: &[usize],
+    classes: &[String],
+    seed: u64,
+    groups: Groups,
+    votes: impl Fn(&[usize], &[usize]) -> Vec<usize> + Sync,
+) -> Vec<(f64, f64)> {
+    use rayon::prelude::*;
+    let singletons: Vec<Vec<usize>>;
+    let groups = match groups {
+        Some(g) => g,
+        None => {
+            singletons = (0..d).map(|j| vec![j]).collect();
+            &singletons
+        }
+    };
+    let ua = |pred: &[usize]| metrics::compute(labels, pred, classes).ua;
+    let identity: Vec<usize> = (0..n).collect();
+    let base = ua(&votes(&[], &identity));
+    let orders = draw(n, seed, groups.len());
+    let drops: Vec<f64> = orders
+        .par_iter()
+        .enumerate()
+        .map(|(t, order)| base - ua(&votes(&groups[t / REPEATS], order)))
+        .collect();
+    drops.chunks(REPEATS).map(mean_sd).collect()
 }
 
 /// Importance groups of a run: `None` for one per feature, else each group's columns.

@@ -102,6 +102,9 @@ pub struct RunMeta {
     /// The Slurm job (`JOBID_TASK` for an array task) that runs it, when Slurm started it.
     #[serde(default)]
     pub slurm_job: Option<String>,
+    /// A classical model's size and fit times (it has no epochs or network parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classical: Option<crate::train::classical::ClassicalInfo>,
     /// The pretrained encoder whose features the run read (encoder pipelines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<EncoderInfo>,

@@ -618,6 +618,7 @@ pub fn run_one(
         host: crate::util::hostname(),
         pid: Some(std::process::id()),
         slurm_job: crate::cluster::slurm::current_job(),
+        classical: None,
         encoder: exp.pipeline.encoder.as_ref().and_then(|e| e.info()),
     };
     dir.write_meta(&meta)?;
@@ -657,8 +658,9 @@ pub fn run_one(
                 group_cols,
             )?;
             fit.model.save(&dir.path(CLASSICAL_MODEL))?;
-            let p = fit.model.parameters();
-            (fit.without_model(), p)
+            // Network parameters: none; the model's own size is in `classical`.
+            meta.classical = fit.model.info;
+            (fit.without_model(), 0)
         }
         None => {
             let fit = train::fit_with(
@@ -756,7 +758,7 @@ pub fn run_one(
                 &meta.run,
                 &fit,
                 cfg.epochs,
-                exp.model.classical().is_some(),
+                meta.classical.as_ref(),
                 started.elapsed().as_secs_f64()
             )
         );
@@ -770,12 +772,16 @@ fn fold_line<M>(
     run: &str,
     fit: &train::FitResult<M>,
     planned: usize,
-    classical: bool,
+    classical: Option<&crate::train::classical::ClassicalInfo>,
     seconds: f64,
 ) -> String {
     let ran = fit.history.len();
-    let how = if classical {
-        "fitted, refitted on training + validation".to_string()
+    let how = if let Some(c) = classical {
+        format!(
+            "fitted in {:.2} s, importance {:.2} s, refitted on training + validation in {:.2} s \
+             ({})",
+            c.fit_seconds, c.importance_seconds, c.refit_seconds, c.model
+        )
     } else if ran < planned {
         format!(
             "stopped early after epoch {ran}/{planned}, kept epoch {}",

@@ -32,6 +32,23 @@ pub struct ClassicalTrained {
     pub normalize: NormMode,
     pub estimator: Estimator,
     saved: SavedClassical,
+    /// How the fit went (`None` for a model loaded from its file).
+    pub info: Option<ClassicalInfo>,
+}
+
+/// A classical fit's size and where its time went, for `meta.json` (a classical model has no
+/// epochs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClassicalInfo {
+    /// The refitted model (training + validation clips).
+    pub model: crate::models::classical::ModelSize,
+    /// Fit on the training clips (with an SVM's Platt cross-validation) and scoring them and
+    /// the validation clips.
+    pub fit_seconds: f64,
+    /// Permutation importance on the validation clips.
+    pub importance_seconds: f64,
+    /// Refit on training + validation clips and scoring the test clips.
+    pub refit_seconds: f64,
 }
 
 /// What `model.json` holds.
@@ -149,15 +166,22 @@ pub fn fit(
     let (vp, _, vm) = score(&first, &xv, &val.labels);
     let train_seconds = started.elapsed().as_secs_f64();
     // Importance with the model that has not seen the validation clips.
-    let importance = crate::importance::permutation_in(
-        &xv,
+    let timer = Instant::now();
+    let xv_m = matrix(&xv);
+    let permuted = first.permuted(&xv_m);
+    let importance = crate::importance::permutation_scored(
+        xv.len(),
+        train.n_features,
         &val.labels,
         class_names,
         cfg.seed,
         importance_groups,
-        |x| first.predict(&matrix(x)).1,
+        |cols, order| permuted.votes(cols, order),
     );
+    drop(permuted);
+    let importance_seconds = timer.elapsed().as_secs_f64();
     // Refit on training + validation clips; only this model sees the test clips.
+    let timer = Instant::now();
     let mut x_all = xt;
     x_all.extend(xv);
     let mut y_all = train.labels.clone();
@@ -166,6 +190,12 @@ pub fn fit(
         .fit(&matrix(&x_all), &y_all, k, cfg.class_weights, cfg.seed)
         .map_err(fit_err)?;
     let (test_probs, test_pred, test_metrics) = score(&model, &xs, &test.labels);
+    let info = ClassicalInfo {
+        model: model.describe(),
+        fit_seconds: train_seconds,
+        importance_seconds,
+        refit_seconds: timer.elapsed().as_secs_f64(),
+    };
     let history = vec![EpochStats {
         epoch: 1,
         train_loss: nll(&tp, &train.labels),
@@ -214,6 +244,7 @@ pub fn fit(
             normalize: cfg.normalize,
             estimator: model,
             saved,
+            info: Some(info),
         },
     })
 }
@@ -272,6 +303,7 @@ impl ClassicalTrained {
             normalize: saved.normalize,
             estimator,
             saved,
+            info: None,
         })
     }
 

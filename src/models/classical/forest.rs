@@ -108,6 +108,10 @@ impl Forest {
             .collect()
     }
 
+    pub fn trees(&self) -> usize {
+        self.trees.len()
+    }
+
     pub fn size(&self) -> i64 {
         self.trees.iter().map(|t| t.num_leaves() as i64).sum()
     }

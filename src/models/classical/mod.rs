@@ -15,6 +15,7 @@
 
 pub mod forest;
 pub mod logistic;
+mod smo;
 pub mod svm;
 
 use ndarray::Array2;
@@ -75,12 +76,76 @@ impl Estimator {
         }
     }
 
+    /// The predicted classes of the rows of `x` with some columns permuted: `votes(cols,
+    /// order)` gives row `i` the values of `cols` from row `order[i]` (permutation importance).
+    /// The SVM updates kernel values it computed once; the others predict the permuted rows.
+    pub fn permuted<'a>(&'a self, x: &'a Array2<f64>) -> Permuted<'a> {
+        match self {
+            Estimator::Svm(m) => Permuted::Svm(m.permuted(x)),
+            other => Permuted::Rows(other, x),
+        }
+    }
+
+    /// What was fitted, in the terms of the model: support vectors, trees and leaves, weights.
+    pub fn describe(&self) -> ModelSize {
+        match self {
+            Estimator::Svm(m) => ModelSize::SupportVectors(m.support_vectors()),
+            Estimator::Forest(m) => ModelSize::Trees {
+                trees: m.trees(),
+                leaves: m.size() as usize,
+            },
+            Estimator::Logistic(m) => ModelSize::Weights(m.size() as usize),
+        }
+    }
+
     /// Number of fitted values (support vectors × features, tree nodes, or weights).
     pub fn size(&self) -> i64 {
         match self {
             Estimator::Svm(m) => m.size(),
             Estimator::Forest(m) => m.size(),
             Estimator::Logistic(m) => m.size(),
+        }
+    }
+}
+
+/// [`Estimator::permuted`].
+pub enum Permuted<'a> {
+    Svm(svm::PermutedSvm<'a>),
+    Rows(&'a Estimator, &'a Array2<f64>),
+}
+
+impl Permuted<'_> {
+    pub fn votes(&self, cols: &[usize], order: &[usize]) -> Vec<usize> {
+        match self {
+            Permuted::Svm(p) => p.votes(cols, order),
+            Permuted::Rows(m, x) => {
+                let mut xs = (*x).clone();
+                for (i, &src) in order.iter().enumerate() {
+                    for &j in cols {
+                        xs[[i, j]] = x[[src, j]];
+                    }
+                }
+                m.predict(&xs).1
+            }
+        }
+    }
+}
+
+/// The size of a fitted classical model, as its family counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSize {
+    SupportVectors(usize),
+    Trees { trees: usize, leaves: usize },
+    Weights(usize),
+}
+
+impl std::fmt::Display for ModelSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSize::SupportVectors(n) => write!(f, "{n} support vectors"),
+            ModelSize::Trees { trees, leaves } => write!(f, "{trees} trees, {leaves} leaves"),
+            ModelSize::Weights(n) => write!(f, "{n} weights"),
         }
     }
 }

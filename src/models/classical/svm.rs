@@ -1,5 +1,6 @@
-//! Multi-class C-SVM: one binary linfa-svm machine per pair of classes (libsvm's and
-//! scikit-learn `SVC`'s one-vs-one scheme).
+//! Multi-class C-SVM: one binary machine per pair of classes (libsvm's and scikit-learn
+//! `SVC`'s one-vs-one scheme), each solved by [`super::smo`] on one kernel matrix shared by
+//! every pair and every Platt fold.
 //!
 //! * Prediction: the class with most pairwise wins (libsvm's vote; ties go to the more probable
 //!   class), exactly what `SVC.predict` does.
@@ -11,12 +12,11 @@
 use linfa::composing::platt_scaling::{platt_newton_method, platt_predict};
 use linfa::composing::PlattParams;
 use linfa::prelude::*;
-use linfa::Dataset as LinfaDataset;
-use linfa_svm::Svm;
 use ndarray::{Array1, Array2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::smo::{self, KernelFn};
 use super::{fit_error, ClassicalError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -51,91 +51,55 @@ impl Default for SvmSpec {
     }
 }
 
-/// One pair's machine (decision > 0: the first class) and its sigmoid `(A, B)`.
+/// One pair's machine: its support vectors (positions in the model's union of support
+/// vectors), their coefficients `y α`, the bias, and the sigmoid `(A, B)` of its decision value.
 #[derive(Debug)]
-pub struct PairMachine {
-    svm: Svm<f64, bool>,
+struct PairMachine {
+    sv: Vec<usize>,
+    coef: Vec<f64>,
+    rho: f64,
     platt: (f64, f64),
 }
 
 impl PairMachine {
-    fn decision(&self, x: ndarray::ArrayView1<f64>) -> f64 {
-        self.svm.weighted_sum(&x) - self.svm.rho
+    /// Decision value from the kernel values between a clip and every support vector.
+    fn decision(&self, k: &[f64]) -> f64 {
+        self.sv
+            .iter()
+            .zip(&self.coef)
+            .map(|(&s, c)| c * k[s])
+            .sum::<f64>()
+            - self.rho
     }
 }
 
 /// Cross-validation folds of libsvm's probability estimates.
 const PLATT_FOLDS: usize = 5;
 
-/// The fitted pairwise machines.
+/// The fitted pairwise machines over one set of support vectors (a clip that supports several
+/// pairs is stored, and its kernel value computed, once, as libsvm does).
 #[derive(Debug)]
 pub struct OvoSvm {
     k: usize,
+    kernel: KernelFn,
     /// `(a, b, machine)` for a < b; `None` when a class is absent from training.
     pairs: Vec<(usize, usize, Option<PairMachine>)>,
-    features: usize,
+    /// The union of the pairs' support vectors and their squared norms.
+    sv: Array2<f64>,
+    sv_sq: Vec<f64>,
 }
 
-/// One pair's binary problem: the kernel, and C for the positive and the negative class.
-struct Binary<'a> {
-    spec: &'a SvmSpec,
-    gamma: f64,
-    c_pos: f64,
-    c_neg: f64,
-}
-
-impl Binary<'_> {
-    fn fit(&self, x: &Array2<f64>, y: &Array1<bool>) -> Result<Svm<f64, bool>, ClassicalError> {
-        let params = Svm::<f64, bool>::params()
-            .pos_neg_weights(self.c_pos, self.c_neg)
-            .eps(self.spec.tol);
-        let params = match self.spec.kernel {
-            Kernel::Rbf => params.gaussian_kernel(1.0 / self.gamma),
-            Kernel::Linear => params.linear_kernel(),
-        };
-        params
-            .fit(&LinfaDataset::new(x.clone(), y.clone()))
-            .map_err(|e| fit_error("svm", e))
-    }
-
-    /// Decision values of each row from a machine that did not see it (`PLATT_FOLDS`-fold,
-    /// the rows dealt round-robin within each class so that every fold has both classes).
-    fn cv_decisions(&self, x: &Array2<f64>, y: &Array1<bool>) -> Result<Vec<f64>, ClassicalError> {
-        let n = y.len();
-        let mut fold = vec![0usize; n];
-        let (mut p, mut q) = (0usize, 0usize);
-        for i in 0..n {
-            if y[i] {
-                fold[i] = p % PLATT_FOLDS;
-                p += 1;
-            } else {
-                fold[i] = q % PLATT_FOLDS;
-                q += 1;
-            }
-        }
-        let mut dec = vec![0f64; n];
-        for f in 0..PLATT_FOLDS {
-            let fit: Vec<usize> = (0..n).filter(|&i| fold[i] != f).collect();
-            let held: Vec<usize> = (0..n).filter(|&i| fold[i] == f).collect();
-            if held.is_empty() {
-                continue;
-            }
-            let yf: Array1<bool> = fit.iter().map(|&i| y[i]).collect();
-            let (pos, neg) = (yf.iter().any(|&v| v), yf.iter().any(|&v| !v));
-            if !(pos && neg) {
-                // One class only in this fold's training part: libsvm's fallback.
-                for &i in &held {
-                    dec[i] = if pos { 1.0 } else { -1.0 };
-                }
-                continue;
-            }
-            let m = self.fit(&x.select(Axis(0), &fit), &yf)?;
-            for &i in &held {
-                dec[i] = m.weighted_sum(&x.row(i)) - m.rho;
-            }
-        }
-        Ok(dec)
-    }
+/// The folds of the rows of one pair for its Platt cross-validation: dealt round-robin within
+/// each class, so that every fold has both classes.
+fn platt_folds(y: &[bool]) -> Vec<usize> {
+    let (mut p, mut q) = (0usize, 0usize);
+    y.iter()
+        .map(|&v| {
+            let c = if v { &mut p } else { &mut q };
+            *c += 1;
+            (*c - 1) % PLATT_FOLDS
+        })
+        .collect()
 }
 
 impl OvoSvm {
@@ -146,6 +110,18 @@ impl OvoSvm {
         k: usize,
         class_weights: bool,
     ) -> Result<OvoSvm, ClassicalError> {
+        Self::fit_with(spec, x, y, k, class_weights, smo::SHARED_MAX)
+    }
+
+    /// [`OvoSvm::fit`], sharing one kernel matrix when `x` has at most `shared_max` rows.
+    fn fit_with(
+        spec: &SvmSpec,
+        x: &Array2<f64>,
+        y: &[usize],
+        k: usize,
+        class_weights: bool,
+        shared_max: usize,
+    ) -> Result<OvoSvm, ClassicalError> {
         if !(spec.c > 0.0) {
             return Err(fit_error("svm", format!("c must be > 0, got {}", spec.c)));
         }
@@ -154,85 +130,244 @@ impl OvoSvm {
         } else {
             vec![1.0; k]
         };
-        let gamma = match spec.gamma {
-            Some(g) if g > 0.0 => g,
-            Some(g) => return Err(fit_error("svm", format!("gamma must be > 0, got {g}"))),
-            None => {
-                let var = x.var(0.0);
-                1.0 / (x.ncols() as f64 * if var > 0.0 { var } else { 1.0 })
-            }
-        };
-        // Pairs are independent problems: fitted in parallel (each deterministic, so the
-        // result does not depend on the thread count).
-        let todo: Vec<(usize, usize)> = (0..k)
-            .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
-            .collect();
-        let pairs = todo
-            .into_par_iter()
-            .map(|(a, b)| -> Result<_, ClassicalError> {
-                let rows: Vec<usize> = (0..y.len()).filter(|&i| y[i] == a || y[i] == b).collect();
-                let has = |c: usize| rows.iter().any(|&i| y[i] == c);
-                if !has(a) || !has(b) {
-                    return Ok((a, b, None));
+        let kernel = match spec.kernel {
+            Kernel::Linear => KernelFn::Linear,
+            Kernel::Rbf => KernelFn::Rbf(match spec.gamma {
+                Some(g) if g > 0.0 => g,
+                Some(g) => return Err(fit_error("svm", format!("gamma must be > 0, got {g}"))),
+                None => {
+                    let var = x.var(0.0);
+                    1.0 / (x.ncols() as f64 * if var > 0.0 { var } else { 1.0 })
                 }
-                let records = x.select(Axis(0), &rows);
-                let targets: Array1<bool> = rows.iter().map(|&i| y[i] == a).collect();
-                let pair = Binary {
-                    spec,
-                    gamma,
-                    c_pos: spec.c * weights[a],
-                    c_neg: spec.c * weights[b],
-                };
-                let dec = pair.cv_decisions(&records, &targets)?;
-                let platt_params = PlattParams::<f64, ()>::default()
-                    .check()
-                    .map_err(|e| fit_error("svm", e))?;
-                let platt =
-                    platt_newton_method(Array1::from(dec).view(), targets.view(), &platt_params)
-                        .map_err(|e| fit_error("svm", e))?;
-                let svm = pair.fit(&records, &targets)?;
-                Ok((a, b, Some(PairMachine { svm, platt })))
+            }),
+        };
+        let gram = smo::Gram::new(x.view(), kernel, shared_max);
+        // Each pair: its rows, labels (true: the first class) and Platt folds.
+        struct Pair {
+            a: usize,
+            b: usize,
+            rows: Vec<usize>,
+            y: Vec<bool>,
+            folds: Vec<usize>,
+        }
+        let pairs: Vec<Pair> = (0..k)
+            .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
+            .map(|(a, b)| {
+                let rows: Vec<usize> = (0..y.len()).filter(|&i| y[i] == a || y[i] == b).collect();
+                let yb: Vec<bool> = rows.iter().map(|&i| y[i] == a).collect();
+                let folds = platt_folds(&yb);
+                Pair {
+                    a,
+                    b,
+                    rows,
+                    y: yb,
+                    folds,
+                }
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
+        let usable = |p: &Pair| p.y.iter().any(|&v| v) && p.y.iter().any(|&v| !v);
+        // Every (pair, Platt fold) and every pair's final machine is an independent problem on
+        // the shared matrix: all solved in parallel, each deterministic.
+        let tasks: Vec<(usize, Option<usize>)> = (0..pairs.len())
+            .filter(|&p| usable(&pairs[p]))
+            .flat_map(|p| {
+                (0..PLATT_FOLDS)
+                    .map(move |f| (p, Some(f)))
+                    .chain([(p, None)])
+            })
+            .collect();
+        enum Done {
+            /// Cross-validated decision values of the held rows `(position in pair, value)`.
+            Held(Vec<(usize, f64)>),
+            Final(smo::Solution),
+        }
+        let solve = |p: &Pair, keep: &[usize]| {
+            let idx: Vec<usize> = keep.iter().map(|&t| p.rows[t]).collect();
+            let yk: Vec<bool> = keep.iter().map(|&t| p.y[t]).collect();
+            let sol = smo::solve(&smo::Problem {
+                gram: &gram,
+                kernel,
+                idx: &idx,
+                y: &yk,
+                c_pos: spec.c * weights[p.a],
+                c_neg: spec.c * weights[p.b],
+                eps: spec.tol,
+            });
+            (idx, sol)
+        };
+        let done: Vec<Done> = tasks
+            .par_iter()
+            .map(|&(pi, fold)| {
+                let p = &pairs[pi];
+                let n = p.rows.len();
+                match fold {
+                    None => Done::Final(solve(p, &(0..n).collect::<Vec<_>>()).1),
+                    Some(f) => {
+                        let fit: Vec<usize> = (0..n).filter(|&t| p.folds[t] != f).collect();
+                        let held: Vec<usize> = (0..n).filter(|&t| p.folds[t] == f).collect();
+                        let (pos, neg) =
+                            (fit.iter().any(|&t| p.y[t]), fit.iter().any(|&t| !p.y[t]));
+                        if !(pos && neg) {
+                            // One class only in this fold's training part: libsvm's fallback.
+                            let v = if pos { 1.0 } else { -1.0 };
+                            return Done::Held(held.iter().map(|&t| (t, v)).collect());
+                        }
+                        let (idx, sol) = solve(p, &fit);
+                        Done::Held(
+                            held.iter()
+                                .map(|&t| {
+                                    let r = p.rows[t];
+                                    let d = idx
+                                        .iter()
+                                        .zip(&sol.coef)
+                                        .filter(|(_, c)| **c != 0.0)
+                                        .map(|(&s, c)| c * kernel.of(gram.arg(r, s)))
+                                        .sum::<f64>()
+                                        - sol.rho;
+                                    (t, d)
+                                })
+                                .collect(),
+                        )
+                    }
+                }
+            })
+            .collect();
+        drop(gram);
+        // Sigmoids from the held-out decisions; the union of the final machines' vectors.
+        let platt_params = PlattParams::<f64, ()>::default()
+            .check()
+            .map_err(|e| fit_error("svm", e))?;
+        let mut fitted: Vec<Option<((f64, f64), smo::Solution)>> = Vec::new();
+        let mut it = done.into_iter();
+        for p in &pairs {
+            if !usable(p) {
+                fitted.push(None);
+                continue;
+            }
+            let mut dec = vec![0f64; p.rows.len()];
+            for _ in 0..PLATT_FOLDS {
+                match it.next() {
+                    Some(Done::Held(v)) => v.into_iter().for_each(|(t, d)| dec[t] = d),
+                    _ => unreachable!("tasks are in pair order, folds first"),
+                }
+            }
+            let targets: Array1<bool> = p.y.iter().copied().collect();
+            let platt =
+                platt_newton_method(Array1::from(dec).view(), targets.view(), &platt_params)
+                    .map_err(|e| fit_error("svm", e))?;
+            let Some(Done::Final(sol)) = it.next() else {
+                unreachable!("the final machine follows its folds")
+            };
+            fitted.push(Some((platt, sol)));
+        }
+        let mut in_union = vec![usize::MAX; x.nrows()];
+        let mut union = Vec::new();
+        for (p, f) in pairs.iter().zip(&fitted) {
+            if let Some((_, sol)) = f {
+                for (t, &c) in sol.coef.iter().enumerate() {
+                    let r = p.rows[t];
+                    if c != 0.0 && in_union[r] == usize::MAX {
+                        in_union[r] = 0;
+                        union.push(r);
+                    }
+                }
+            }
+        }
+        union.sort_unstable();
+        for (u, &r) in union.iter().enumerate() {
+            in_union[r] = u;
+        }
+        let machines = pairs
+            .iter()
+            .zip(fitted)
+            .map(|(p, f)| {
+                let m = f.map(|(platt, sol)| {
+                    let (sv, coef) = sol
+                        .coef
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| **c != 0.0)
+                        .map(|(t, &c)| (in_union[p.rows[t]], c))
+                        .unzip();
+                    PairMachine {
+                        sv,
+                        coef,
+                        rho: sol.rho,
+                        platt,
+                    }
+                });
+                (p.a, p.b, m)
+            })
+            .collect();
+        let sv = x.select(Axis(0), &union);
+        let sv_sq = smo::squared_norms(sv.view());
         Ok(OvoSvm {
             k,
-            pairs,
-            features: x.ncols(),
+            kernel,
+            pairs: machines,
+            sv,
+            sv_sq,
         })
+    }
+
+    /// Kernel arguments between the rows of `x` and the support vectors.
+    fn arguments(&self, x: &Array2<f64>) -> Array2<f64> {
+        let mut out = Array2::zeros((x.nrows(), self.sv.nrows()));
+        let sq = smo::squared_norms(x.view());
+        smo::arguments(
+            self.kernel,
+            x.view(),
+            &sq,
+            self.sv.view(),
+            &self.sv_sq,
+            out.view_mut(),
+        );
+        out
+    }
+
+    /// Pairwise votes and probabilities of one clip from its kernel values; `need_probs`:
+    /// false when only the class is wanted (probabilities then only break tied votes).
+    fn decide(&self, kv: &[f64], need_probs: bool) -> (Vec<f32>, usize) {
+        let mut r = vec![vec![0.5f64; self.k]; self.k];
+        let mut present = vec![false; self.k];
+        let mut votes = vec![0usize; self.k];
+        for (a, b, m) in &self.pairs {
+            if let Some(m) = m {
+                let d = m.decision(kv);
+                votes[if d > 0.0 { *a } else { *b }] += 1;
+                let p = (*platt_predict(d, m.platt.0, m.platt.1) as f64).clamp(1e-7, 1.0 - 1e-7);
+                r[*a][*b] = p;
+                r[*b][*a] = 1.0 - p;
+                present[*a] = true;
+                present[*b] = true;
+            }
+        }
+        let top = votes.iter().copied().max().unwrap_or(0);
+        if !need_probs && votes.iter().filter(|&&v| v == top).count() == 1 {
+            let best = votes.iter().position(|&v| v == top).unwrap_or(0);
+            return (Vec::new(), best);
+        }
+        let probs = couple(&r, &present);
+        let best = (0..self.k)
+            .max_by(|&i, &j| {
+                votes[i]
+                    .cmp(&votes[j])
+                    .then(probs[i].total_cmp(&probs[j]))
+                    .then(j.cmp(&i))
+            })
+            .unwrap_or(0);
+        (probs, best)
     }
 
     /// Class probabilities and the voted class of every row.
     pub fn predict(&self, x: &Array2<f64>) -> (Vec<Vec<f32>>, Vec<usize>) {
+        let mut args = self.arguments(x);
         // Rows are independent: scored in parallel, in order.
-        (0..x.nrows())
+        args.outer_iter_mut()
             .into_par_iter()
-            .map(|i| {
-                let row = x.row(i);
-                let mut r = vec![vec![0.5f64; self.k]; self.k];
-                let mut present = vec![false; self.k];
-                let mut votes = vec![0usize; self.k];
-                for (a, b, m) in &self.pairs {
-                    if let Some(m) = m {
-                        let d = m.decision(row);
-                        votes[if d > 0.0 { *a } else { *b }] += 1;
-                        let p = (*platt_predict(d, m.platt.0, m.platt.1) as f64)
-                            .clamp(1e-7, 1.0 - 1e-7);
-                        r[*a][*b] = p;
-                        r[*b][*a] = 1.0 - p;
-                        present[*a] = true;
-                        present[*b] = true;
-                    }
-                }
-                let probs = couple(&r, &present);
-                let best = (0..self.k)
-                    .max_by(|&i, &j| {
-                        votes[i]
-                            .cmp(&votes[j])
-                            .then(probs[i].total_cmp(&probs[j]))
-                            .then(j.cmp(&i))
-                    })
-                    .unwrap_or(0);
-                (probs, best)
+            .map(|mut row| {
+                row.mapv_inplace(|a| self.kernel.of(a));
+                self.decide(row.as_slice().expect("rows are contiguous"), true)
             })
             .unzip()
     }
@@ -241,12 +376,78 @@ impl OvoSvm {
         self.predict(x).0
     }
 
+    /// Support vectors (clips that support at least one pair).
+    pub fn support_vectors(&self) -> usize {
+        self.sv.nrows()
+    }
+
     pub fn size(&self) -> i64 {
-        self.pairs
-            .iter()
-            .filter_map(|(_, _, m)| m.as_ref())
-            .map(|m| (m.svm.nsupport() * self.features) as i64)
-            .sum()
+        (self.sv.nrows() * self.sv.ncols()) as i64
+    }
+
+    /// A scorer of `x` with columns permuted (permutation importance): the kernel arguments of
+    /// the unshuffled rows are computed once, and shuffling columns `cols` updates them by
+    /// those columns' terms only (`O(|cols|)` per clip and support vector, not `O(features)`).
+    pub fn permuted(&self, x: &Array2<f64>) -> PermutedSvm<'_> {
+        PermutedSvm {
+            svm: self,
+            args: self.arguments(x),
+            x: x.clone(),
+            sv_t: self.sv.t().as_standard_layout().into_owned(),
+        }
+    }
+}
+
+/// [`OvoSvm::permuted`].
+pub struct PermutedSvm<'a> {
+    svm: &'a OvoSvm,
+    args: Array2<f64>,
+    x: Array2<f64>,
+    /// Support vectors by feature (a column of them is contiguous).
+    sv_t: Array2<f64>,
+}
+
+impl PermutedSvm<'_> {
+    /// The voted class of every row when row `i` takes the values of `cols` from row
+    /// `order[i]`.
+    pub fn votes(&self, cols: &[usize], order: &[usize]) -> Vec<usize> {
+        let svm = self.svm;
+        let mut kv = vec![0f64; svm.sv.nrows()];
+        (0..self.x.nrows())
+            .map(|i| {
+                kv.copy_from_slice(self.args.row(i).as_slice().expect("contiguous"));
+                let src = order[i];
+                if src != i {
+                    for &j in cols {
+                        let (old, new) = (self.x[[i, j]], self.x[[src, j]]);
+                        if old == new {
+                            continue;
+                        }
+                        let col = self.sv_t.row(j);
+                        match svm.kernel {
+                            // ‖x − s‖² changes by (new − s)² − (old − s)².
+                            KernelFn::Rbf(_) => {
+                                let (dn, sn) = (new - old, new + old);
+                                for (a, &s) in kv.iter_mut().zip(col) {
+                                    *a += dn * (sn - 2.0 * s);
+                                }
+                            }
+                            KernelFn::Linear => {
+                                let dn = new - old;
+                                for (a, &s) in kv.iter_mut().zip(col) {
+                                    *a += dn * s;
+                                }
+                            }
+                        }
+                    }
+                    if matches!(svm.kernel, KernelFn::Rbf(_)) {
+                        kv.iter_mut().for_each(|a| *a = a.max(0.0));
+                    }
+                }
+                kv.iter_mut().for_each(|a| *a = svm.kernel.of(*a));
+                svm.decide(&kv, false).1
+            })
+            .collect()
     }
 }
 
