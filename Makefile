@@ -38,7 +38,7 @@ help:
 	@echo "make bench-train  cnn_v3 in PyTorch vs emolab per epoch, then every family"
 	@echo "make bench-baseline [BASELINE_EXP=emodb_crnn]  openSMILE eGeMAPS + SVM on that experiment's folds, beside it"
 	@echo "make bench-accuracy [ACCURACY_EXPS=\"emodb_cnn emodb_crnn\"] [ENCODER_DIR=models/whisper-tiny.en]  run them (and the encoder recipes) on EmoDB (\$$EMODB), then the baseline beside them"
-	@echo "make bench-classical [CLASSICAL_EXPS=...]  emolab's SVM / forest / logistic vs scikit-learn on the same vectors and folds"
+	@echo "make bench-classical [CLASSICAL_EXPS=...]  emolab's SVM / forest / logistic vs scikit-learn: UA and time on the same vectors and folds (EmoDB, CREMA-D-sized synthetic)"
 	@echo "make bench-pitch  plain YIN's voicing decisions vs librosa.pyin on every EmoDB clip (\$$EMODB)"
 	@echo "make bench-encoders [BENCH_DEVICE=cuda] [ENCODER_DIR=models/whisper-tiny.en]  emolab's encoders vs transformers (random tiny and base-sized configs, and the real Whisper folder)"
 	@echo "make fmt     cargo fmt"
@@ -129,12 +129,26 @@ bench-accuracy: setup bench-venv
 	fi
 
 # Benchmark, not a test: emolab's classical models against scikit-learn on exactly the same clip
-# vectors (read from the feature cache) and folds.
+# vectors (read from the feature cache) and folds: test UA and the seconds of a fold's whole work
+# (fit, importance, refit, test scoring), side by side, on EmoDB and on the CREMA-D-sized
+# synthetic corpus (functionals, 5 speaker folds; scikit-learn on its first CLASSICAL_CREMAD_FOLDS
+# folds: its forest and SVM importance take minutes a fold).
 CLASSICAL_EXPS ?= emodb_functionals_svm emodb_functionals_svm_train emodb_functionals_logistic emodb_functionals_rf emodb_seed_rf
+CLASSICAL_CREMAD ?= svm logistic random_forest
+CLASSICAL_CREMAD_FOLDS ?= 2
 CACHE_ROOT ?= $(or $(EMOLAB_CACHE),data/cache)
 bench-classical: setup bench-venv
 	@for e in $(CLASSICAL_EXPS); do EMODB=$(EMODB) $(BIN) run experiments/$$e.yaml || exit 1; done
 	$(VENV)/bin/python benches/classical_parity.py $(CACHE_ROOT) $(foreach e,$(CLASSICAL_EXPS),results/$(e))
+	$(BIN) --quiet synth --layout cremad --out $(BENCH_CORPUS) --actors 91
+	@for m in $(CLASSICAL_CREMAD); do \
+		start=$$(date +%s); \
+		CREMAD=$(BENCH_CORPUS) $(BIN) run experiments/cremad_functionals_svm.yaml --force \
+			--set model.preset=$$m --set name=bench_cremad_functionals_$$m || exit 1; \
+		echo "bench_cremad_functionals_$$m: $$(( $$(date +%s) - start )) s for 5 folds, featurize included"; \
+	done
+	$(VENV)/bin/python benches/classical_parity.py --folds $(CLASSICAL_CREMAD_FOLDS) $(CACHE_ROOT) \
+		$(foreach m,$(CLASSICAL_CREMAD),results/bench_cremad_functionals_$(m))
 	$(VENV)/bin/python benches/functionals_speed.py $(BIN) $(EMODB)
 
 # Benchmark, not a test: why the functionals' F0 tracker is pYIN: plain YIN's absolute-threshold

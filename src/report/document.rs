@@ -139,6 +139,10 @@ pub(in crate::report) struct Entry {
     /// A classical model (or a fusion with one): no parameter count or epochs to show.
     pub(in crate::report) classical: bool,
     pub(in crate::report) seconds_per_epoch: Option<f64>,
+    /// A classical model's size in its own terms (`412 SVs`, `300 trees`) and its mean fit
+    /// time (fit, importance, refit), where the runs recorded them.
+    pub(in crate::report) model_size: String,
+    pub(in crate::report) fit_seconds: Option<f64>,
     pub(in crate::report) device: String,
     pub(in crate::report) leaky: bool,
     pub(in crate::report) test_as_val: bool,
@@ -209,6 +213,8 @@ fn entries(lb: &DataFrame) -> Result<Vec<Entry>> {
     let parameters = u64_col(lb, "parameters")?;
     let family = str_col(lb, "family")?;
     let spe = f("train_seconds_per_epoch")?;
+    let model_size = str_col(lb, "model_size")?;
+    let fit_seconds = f("fit_seconds")?;
     let chance = f("chance")?;
     let device = str_col(lb, "device")?;
     let leaky = bool_col(lb, "speaker_leaky")?;
@@ -237,6 +243,8 @@ fn entries(lb: &DataFrame) -> Result<Vec<Entry>> {
             parameters: parameters[i],
             classical: is_classical(&family[i], &model[i]),
             seconds_per_epoch: spe[i],
+            model_size: model_size[i].clone(),
+            fit_seconds: fit_seconds[i],
             device: device[i].clone(),
             leaky: leaky[i],
             test_as_val: tav[i],

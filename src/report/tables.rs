@@ -210,6 +210,25 @@ fn runs_frame(loaded: &Loaded) -> Result<DataFrame> {
             "parameters".into(),
             r.iter().map(|r| r.meta.parameters).collect::<Vec<i64>>(),
         ),
+        Column::new(
+            "model_size".into(),
+            s(&|r| {
+                r.meta
+                    .classical
+                    .map(|c| c.model.short())
+                    .unwrap_or_default()
+            }),
+        ),
+        Column::new(
+            "fit_seconds".into(),
+            r.iter()
+                .map(|r| {
+                    r.meta
+                        .classical
+                        .map(|c| c.fit_seconds + c.importance_seconds + c.refit_seconds)
+                })
+                .collect::<Vec<Option<f64>>>(),
+        ),
         Column::new("device".into(), s(&|r| r.meta.device.clone())),
         Column::new("precision".into(), s(&|r| r.meta.precision.clone())),
         Column::new("epochs_run".into(), u(&|r| r.meta.epochs_run as u64)),
@@ -272,6 +291,8 @@ fn leaderboard(runs: &DataFrame, loaded: &Loaded) -> Result<DataFrame> {
             col("val_ua").mean().alias("val_ua_mean"),
             col("family").first().alias("family"),
             col("parameters").max().alias("parameters"),
+            col("model_size").first().alias("model_size"),
+            col("fit_seconds").mean().alias("fit_seconds"),
             col("train_seconds_per_epoch")
                 .mean()
                 .alias("train_seconds_per_epoch"),

@@ -1,17 +1,14 @@
-//! Random forest: bootstrap samples of the clips, each decision tree (linfa-trees, Gini, grown
-//! to purity) on a random subset of the features (linfa-ensemble's bagging with random
-//! subspaces, Ho 1998); a clip's class probabilities are the fraction of trees voting for each
-//! class.
+//! Random forest: bootstrap samples of the clips, each decision tree ([`super::cart`], Gini,
+//! grown to purity) on a random subset of the features (bagging with random subspaces, Ho 1998,
+//! drawn as linfa-ensemble drew them); trees grown and voting in parallel; a clip's class
+//! probabilities are the fraction of trees voting for each class.
 
-use linfa::prelude::*;
-use linfa::Dataset as LinfaDataset;
-use linfa_ensemble::EnsembleLearnerParams;
-use linfa_trees::DecisionTree;
-use ndarray::{Array1, Array2, Axis};
-use rand08::SeedableRng;
+use ndarray::Array2;
+use rand08::{Rng, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{fit_error, ClassicalError};
+use super::{cart, fit_error, ClassicalError};
 
 /// `model: {family: random_forest, ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,8 +47,7 @@ impl ForestSpec {
 #[derive(Debug)]
 pub struct Forest {
     k: usize,
-    trees: Vec<DecisionTree<f64, usize>>,
-    features: Vec<Vec<usize>>,
+    trees: Vec<cart::Tree>,
 }
 
 impl Forest {
@@ -74,37 +70,64 @@ impl Forest {
                 ),
             ));
         }
-        let data = LinfaDataset::new(x.clone(), y.iter().copied().collect::<Array1<usize>>());
-        let rng = rand08::rngs::StdRng::seed_from_u64(seed);
-        let fitted = EnsembleLearnerParams::new_fixed_rng(
-            DecisionTree::params().max_depth(spec.max_depth),
-            rng,
-        )
-        .ensemble_size(spec.trees)
-        .bootstrap_proportion(1.0)
-        .feature_proportion(spec.feature_fraction)
-        .fit(&data)
-        .map_err(|e| fit_error("random_forest", e))?;
-        Ok(Forest {
-            k,
-            trees: fitted.models,
-            features: fitted.model_features,
-        })
+        // linfa-ensemble's draws, in its order from the same generator (each tree: clips with
+        // replacement, then features with replacement, a repeated feature read once); the
+        // trees are then grown in parallel (growing draws nothing, so the forest does not
+        // depend on the thread count).
+        let mut rng = rand08::rngs::StdRng::seed_from_u64(seed);
+        let (n, d) = x.dim();
+        let n_feat = ((d as f64) * spec.feature_fraction).ceil() as usize;
+        let draws: Vec<(Vec<usize>, Vec<usize>)> = (0..spec.trees)
+            .map(|_| {
+                let rows: Vec<usize> = (0..n).map(|_| rng.gen_range(0..n)).collect();
+                let cols: Vec<usize> = (0..n_feat).map(|_| rng.gen_range(0..d)).collect();
+                (rows, cols)
+            })
+            .collect();
+        let trees = draws
+            .par_iter()
+            .map(|(rows, cols)| {
+                let mut seen = vec![false; d];
+                let cols: Vec<usize> = cols
+                    .iter()
+                    .copied()
+                    .filter(|&c| !std::mem::replace(&mut seen[c], true))
+                    .collect();
+                cart::Tree::fit(x, y, k, rows.clone(), &cols, spec.max_depth)
+            })
+            .collect::<Vec<_>>();
+        Ok(Forest { k, trees })
     }
 
     pub fn predict_proba(&self, x: &Array2<f64>) -> Vec<Vec<f32>> {
-        let mut votes = vec![vec![0f32; self.k]; x.nrows()];
-        for (tree, feat) in self.trees.iter().zip(&self.features) {
-            let sub = x.select(Axis(1), feat);
-            let pred: Array1<usize> = tree.predict(&sub);
-            for (row, &c) in votes.iter_mut().zip(pred.iter()) {
-                row[c] += 1.0;
-            }
-        }
+        // Trees vote in parallel; the sums do not depend on the order (counts).
+        let votes = self
+            .trees
+            .par_iter()
+            .fold(
+                || vec![vec![0u32; self.k]; x.nrows()],
+                |mut acc, tree| {
+                    for (votes, row) in acc.iter_mut().zip(x.outer_iter()) {
+                        votes[tree.predict(row)] += 1;
+                    }
+                    acc
+                },
+            )
+            .reduce(
+                || vec![vec![0u32; self.k]; x.nrows()],
+                |mut a, b| {
+                    for (ra, rb) in a.iter_mut().zip(b) {
+                        for (u, v) in ra.iter_mut().zip(rb) {
+                            *u += v;
+                        }
+                    }
+                    a
+                },
+            );
         let n = self.trees.len().max(1) as f32;
         votes
             .into_iter()
-            .map(|r| r.into_iter().map(|v| v / n).collect())
+            .map(|r| r.into_iter().map(|v| v as f32 / n).collect())
             .collect()
     }
 
@@ -113,6 +136,6 @@ impl Forest {
     }
 
     pub fn size(&self) -> i64 {
-        self.trees.iter().map(|t| t.num_leaves() as i64).sum()
+        self.trees.iter().map(|t| t.leaves() as i64).sum()
     }
 }

@@ -1,18 +1,19 @@
 //! Classical models over one vector per clip (functionals, or the mean of each feature bin):
 //! support vector machines, a random forest of decision trees, multinomial logistic
-//! regression. They come from the linfa crates (linfa-svm: libsvm's SMO solver; linfa-trees and
-//! linfa-ensemble; linfa-logistic: L-BFGS), wrapped here into multi-class classifiers that give
-//! class probabilities, so their run folders, fusion and reports work like the networks'.
+//! regression. The SVM's solver is a port of libsvm's (`smo`) and the forest's trees are
+//! emolab's CART (`cart`); the logistic regression is linfa-logistic's (L-BFGS). All are wrapped into multi-class classifiers that give class probabilities, so their
+//! run folders, fusion and reports work like the networks'.
 //!
 //! * [`svm`]: one-vs-one binary C-SVMs (as libsvm and scikit-learn's `SVC`), RBF or linear
 //!   kernel, `gamma: scale` by default (`1 / (n_features · Var(X))`), per-class C from
 //!   balanced class weights; predictions by pairwise votes, probabilities as libsvm's (Platt
 //!   sigmoids on cross-validated decision values, coupled as Wu, Lin & Weng, JMLR 2004).
 //! * [`forest`]: bootstrap samples of the clips, each tree on a random subset of the features
-//!   (linfa-ensemble's bagging, Ho's random subspaces); probabilities are the trees' votes.
+//!   (bagging with Ho's random subspaces); probabilities are the trees' votes.
 //! * [`logistic`]: multinomial logistic regression with L2 penalty `1 / C` (scikit-learn's
 //!   convention: Σ log-loss + ‖W‖² / 2C).
 
+mod cart;
 pub mod forest;
 pub mod logistic;
 mod smo;
@@ -138,6 +139,26 @@ pub enum ModelSize {
     SupportVectors(usize),
     Trees { trees: usize, leaves: usize },
     Weights(usize),
+}
+
+impl ModelSize {
+    /// For a table cell: `3.5k SVs`, `300 trees`, `602 weights`.
+    pub fn short(&self) -> String {
+        let n = |v: usize| {
+            if v >= 10_000 {
+                format!("{:.0}k", v as f64 / 1e3)
+            } else if v >= 1_000 {
+                format!("{:.1}k", v as f64 / 1e3)
+            } else {
+                v.to_string()
+            }
+        };
+        match self {
+            ModelSize::SupportVectors(v) => format!("{} SVs", n(*v)),
+            ModelSize::Trees { trees, .. } => format!("{trees} trees"),
+            ModelSize::Weights(v) => format!("{} weights", n(*v)),
+        }
+    }
 }
 
 impl std::fmt::Display for ModelSize {

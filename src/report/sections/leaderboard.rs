@@ -41,14 +41,19 @@ impl Builder<'_> {
                 pm(e.f1),
                 pct(e.val_ua),
                 if e.classical {
-                    String::new()
+                    e.model_size.clone()
                 } else {
                     count(e.parameters)
                 },
-                e.seconds_per_epoch
-                    .filter(|_| !e.classical)
-                    .map(|s| format!("{s:.2}"))
-                    .unwrap_or_default(),
+                if e.classical {
+                    e.fit_seconds
+                        .map(|s| format!("{s:.2} fit"))
+                        .unwrap_or_default()
+                } else {
+                    e.seconds_per_epoch
+                        .map(|s| format!("{s:.2}"))
+                        .unwrap_or_default()
+                },
                 e.device.clone(),
                 e.remarks(),
             ]);
