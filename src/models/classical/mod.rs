@@ -323,6 +323,58 @@ mod tests {
     }
 
     #[test]
+    fn the_same_rows_and_seed_give_the_same_model() {
+        // linfa-trees' forests differed between two fits of the same rows (hash-map order).
+        let (x, y) = blobs(30, 1.5, 5);
+        let (xt, _) = blobs(20, 1.5, 6);
+        for spec in [
+            ClassicalSpec::Svm(svm::SvmSpec::default()),
+            ClassicalSpec::RandomForest(forest::ForestSpec {
+                trees: 40,
+                ..Default::default()
+            }),
+            ClassicalSpec::Logistic(logistic::LogisticSpec::default()),
+        ] {
+            let a = spec.fit(&x, &y, 3, true, 7).unwrap().predict(&xt);
+            let b = spec.fit(&x, &y, 3, true, 7).unwrap().predict(&xt);
+            assert_eq!(a, b, "{}", spec.family());
+        }
+    }
+
+    #[test]
+    fn permuted_votes_are_the_votes_of_permuted_rows() {
+        // The SVM updates kernel arguments column by column; the result must be what
+        // predicting the permuted rows gives.
+        let (x, y) = blobs(25, 1.2, 8);
+        let order: Vec<usize> = (0..x.nrows()).map(|i| (i * 7 + 3) % x.nrows()).collect();
+        for spec in [
+            ClassicalSpec::Svm(svm::SvmSpec::default()),
+            ClassicalSpec::Svm(svm::SvmSpec {
+                kernel: svm::Kernel::Linear,
+                ..Default::default()
+            }),
+            ClassicalSpec::Logistic(logistic::LogisticSpec::default()),
+        ] {
+            let m = spec.fit(&x, &y, 3, true, 0).unwrap();
+            let p = m.permuted(&x);
+            for cols in [vec![], vec![0], vec![1, 3], vec![0, 1, 2, 3]] {
+                let mut xs = x.clone();
+                for (i, &src) in order.iter().enumerate() {
+                    for &j in &cols {
+                        xs[[i, j]] = x[[src, j]];
+                    }
+                }
+                assert_eq!(
+                    p.votes(&cols, &order),
+                    m.predict(&xs).1,
+                    "{} columns {cols:?}",
+                    spec.family()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn balanced_weights_are_sklearns() {
         assert_eq!(balanced(&[0, 0, 0, 1], 3), vec![4.0 / 9.0, 4.0 / 3.0, 0.0]);
     }

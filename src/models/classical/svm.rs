@@ -510,6 +510,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kernel_rows_on_demand_give_the_shared_matrix_model() {
+        // Corpora above smo::SHARED_MAX clips compute kernel rows on demand.
+        let x = Array2::from_shape_fn((60, 3), |(i, j)| ((i * (j + 3) * 7919) % 101) as f64 / 50.0);
+        let y: Vec<usize> = (0..60).map(|i| (i * 13 % 60) / 20).collect();
+        let spec = SvmSpec::default();
+        let a = OvoSvm::fit_with(&spec, &x, &y, 3, true, smo::SHARED_MAX).unwrap();
+        let b = OvoSvm::fit_with(&spec, &x, &y, 3, true, 0).unwrap();
+        let (pa, va) = a.predict(&x);
+        let (pb, vb) = b.predict(&x);
+        assert_eq!(va, vb);
+        for (ra, rb) in pa.iter().zip(&pb) {
+            for (u, v) in ra.iter().zip(rb) {
+                // The shared matrix holds f32 arguments, rows on demand f64 ones: the solver
+                // (stopping at tol 1e-3) takes a slightly different path.
+                assert!((u - v).abs() < 2e-3, "{ra:?} vs {rb:?}");
+            }
+        }
+        assert_eq!(a.support_vectors(), b.support_vectors());
+    }
+
+    #[test]
     fn coupling_recovers_consistent_pairwise_probabilities() {
         // r_ij = p_i / (p_i + p_j) for p = (0.6, 0.3, 0.1): coupling gives p back.
         let p = [0.6, 0.3, 0.1];
