@@ -382,3 +382,19 @@ pub fn git_revision() -> Option<String> {
         .is_some_and(|o| !o.stdout.is_empty());
     Some(if dirty { format!("{rev}-dirty") } else { rev })
 }
+
+/// The run folders under `path`: itself when it is one, else its sub-folders that are.
+pub fn run_folders(path: &Path) -> Vec<PathBuf> {
+    if path.join("meta.json").exists() {
+        return vec![path.to_path_buf()];
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("meta.json").exists())
+        .collect();
+    v.sort();
+    v
+}

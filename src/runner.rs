@@ -1108,12 +1108,32 @@ impl LoadedModel {
     }
 }
 
+/// Where `run` names an experiment (a folder of runs, here or in the results folder) rather
+/// than one run: which runs to name instead.
+fn runs_hint(run: &Path) -> String {
+    let candidates = [run.to_path_buf(), crate::doctor::results_dir().join(run)];
+    for exp in candidates.iter().filter(|p| p.is_dir()) {
+        let runs: Vec<_> = crate::results::run_folders(exp)
+            .into_iter()
+            .filter(|r| r != exp)
+            .collect();
+        if let Some(first) = runs.first() {
+            return format!(
+                " but an experiment's folder of {} runs: name one of them, e.g. {}",
+                runs.len(),
+                first.display()
+            );
+        }
+    }
+    String::new()
+}
+
 /// Load a complete run's model.
 pub fn load_run(run: &Path, device: tch::Device) -> Result<LoadedRun> {
     let dir = RunDir::new(run);
     let meta = dir
         .meta()
-        .with_context(|| format!("{} is not a run folder", run.display()))?;
+        .with_context(|| format!("{} is not a run folder{}", run.display(), runs_hint(run)))?;
     if meta.status != RunStatus::Complete {
         bail!(
             "run {} is {:?}, not complete: finish it first (`emolab run` resumes it)",

@@ -13,7 +13,7 @@
 //! statistics start to pay ([`crate::speakers::DEFAULT_MIN_CLIPS`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
@@ -40,22 +40,6 @@ pub struct NormScore {
     pub val_in_training: bool,
 }
 
-/// The run folders under `path`: itself when it is one, else its `fold*` sub-folders.
-fn run_folders(path: &Path) -> Vec<PathBuf> {
-    if path.join("meta.json").exists() {
-        return vec![path.to_path_buf()];
-    }
-    let mut v: Vec<PathBuf> = std::fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("meta.json").exists())
-        .collect();
-    v.sort();
-    v
-}
-
 fn ua_with(
     lr: &runner::LoadedRun,
     ds: &Dataset,
@@ -77,7 +61,7 @@ pub fn normalisation(
 ) -> Result<Vec<NormScore>> {
     let mut out = Vec::new();
     for path in paths {
-        let runs = run_folders(path);
+        let runs = crate::results::run_folders(path);
         if runs.is_empty() {
             bail!("{}: not a run folder and holds none", path.display());
         }

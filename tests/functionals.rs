@@ -337,6 +337,14 @@ fn a_functionals_svm_experiment_runs_evaluates_and_predicts() {
         .map(|v| v.as_f64().unwrap())
         .sum();
     assert!((total - 1.0).abs() < 1e-4, "{preds}");
+    // The experiment's folder instead of a run: the error names a run to use.
+    let exp_dir = run.parent().unwrap();
+    let (ok, _, err) = emolab(&[
+        "predict",
+        exp_dir.to_str().unwrap(),
+        good.as_ref().unwrap().to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("name one of them, e.g."), "{err}");
 
     // Speaker-normalised inference: a file alone uses the training speakers' statistics (said
     // in the output and on stderr), and gets the same answer beside other speakers' files;
