@@ -145,7 +145,7 @@ bench-classical: setup bench-venv
 		start=$$(date +%s); \
 		CREMAD=$(BENCH_CORPUS) $(BIN) run experiments/cremad_functionals_svm.yaml --force \
 			--set model.preset=$$m --set name=bench_cremad_functionals_$$m || exit 1; \
-		echo "bench_cremad_functionals_$$m: $$(( $$(date +%s) - start )) s for 5 folds, featurize included"; \
+		echo "bench_cremad_functionals_$$m: $$(( $$(date +%s) - start )) s for 5 folds (the first model featurizes, the others read the cache)"; \
 	done
 	$(VENV)/bin/python benches/classical_parity.py --folds $(CLASSICAL_CREMAD_FOLDS) $(CACHE_ROOT) \
 		$(foreach m,$(CLASSICAL_CREMAD),results/bench_cremad_functionals_$(m))
