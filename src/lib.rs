@@ -1,7 +1,9 @@
 //! emolab: a batch pipeline and experiment runner for speech emotion recognition.
 //!
 //! Data flows one way: [`corpus`] (scan, labels, manifest) → [`audio`] (decode) → features →
-//! cache → split → models → train → evaluate → results → report. [`synth`] generates the
+//! cache → split → models → train → evaluate → results → report. [`dsp`] is the leaf library of
+//! signal processing (librosa-exact mel, MFCC, resampling) that features, encoders and the
+//! timeline read; it imports nothing else of the crate. [`synth`] generates the
 //! CREMA-D-shaped stand-in corpus used by the demo and the tests; [`doctor`] reports the build
 //! and the machine.
 
@@ -14,6 +16,7 @@ pub mod config;
 pub mod corpus;
 pub mod cross;
 pub mod doctor;
+pub mod dsp;
 pub mod embedding;
 pub mod encoders;
 pub mod ensemble;

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::audio::WavStream;
-use crate::features::dsp::resample::StreamResampler;
+use crate::dsp::resample::StreamResampler;
 use crate::features::FeatureExtractor;
 use crate::runner;
 use crate::train::data::{FrameStats, Normalizer};

@@ -1,4 +1,4 @@
-//! Parity of `emolab::features::dsp` with librosa 0.11 golden fixtures.
+//! Parity of `emolab::dsp` with librosa 0.11 golden fixtures.
 //!
 //! Fixtures live in `tests/fixtures/librosa/` and are produced by `make_fixtures.py` there
 //! (see its docstring). Synthetic clips ship as WAVs next to the fixtures; the EmoDB clips
@@ -35,7 +35,7 @@
 
 use std::path::{Path, PathBuf};
 
-use emolab::features::dsp::{
+use emolab::dsp::{
     mfcc, pitch_shift, time_stretch, DbParams, DbRef, MelExtractor, MelParams, Spectrogram,
 };
 use serde_json::Value;

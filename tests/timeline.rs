@@ -233,7 +233,7 @@ fn a_timeline_of_concatenated_clips_follows_their_emotions() {
     ]);
     assert!(ok, "{out}\n{err}");
     let y: Vec<f32> = rec.iter().map(|&x| x as f32 / 32768.0).collect();
-    let hi = emolab::features::dsp::resample::resample(&y, RATE, 22050).unwrap();
+    let hi = emolab::dsp::resample::resample(&y, RATE, 22050).unwrap();
     let long22 = tmp.path().join("recording22.wav");
     emolab::audio::write_wav_i16(&long22, &hi, 22050).unwrap();
     let out2 = tmp.path().join("tl2");

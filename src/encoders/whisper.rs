@@ -15,7 +15,7 @@ use tch::{Device, Kind, Tensor};
 use super::config::{Preprocessor, WhisperConfig};
 use super::weights::Weights;
 use super::{Activation, EncoderError, Hidden, LayerNorm, Linear, SelfAttention, WhisperInput};
-use crate::features::dsp::mel::{MelFilterbank, MelFilterbankSpec, MelScale};
+use crate::dsp::mel::{MelFilterbank, MelFilterbankSpec, MelScale};
 
 struct Layer {
     attn: SelfAttention,

@@ -9,8 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde_json::json;
 
-use super::dsp;
 use super::pipeline::Augment;
+use crate::dsp;
 
 /// The RNG of one variant of one clip.
 pub fn variant_rng(content_hash: &str, variant_key: &str) -> ChaCha8Rng {

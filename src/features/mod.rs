@@ -1,12 +1,11 @@
 //! Feature stage: waveform → (augmented) log-mel / MFCC frames, cached to Parquet.
 //!
-//! [`dsp`] holds the librosa-exact signal processing; [`pipeline`] the typed YAML config;
+//! [`crate::dsp`] holds the librosa-exact signal processing; [`pipeline`] the typed YAML config;
 //! [`augment`] the deterministic augmentations; [`frames`] the frame policies; [`stage`] runs it
 //! all over a corpus with rayon into the [`crate::cache`].
 
 pub mod augment;
 pub mod delta;
-pub mod dsp;
 pub mod embeddings;
 pub mod frames;
 pub mod functionals;
@@ -16,7 +15,7 @@ pub mod stage;
 pub use pipeline::Pipeline;
 pub use stage::{featurize, FeaturizeReport};
 
-use dsp::{DbParams, DbRef, DspError, MelExtractor, MfccTransform};
+use crate::dsp::{DbParams, DbRef, DspError, MelExtractor, MfccTransform};
 
 /// Errors of building or running a feature extractor.
 #[derive(Debug, thiserror::Error)]

@@ -10,10 +10,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::dsp::MelParams;
 pub use super::embeddings::EncoderSpec;
 pub use super::functionals::FunctionalsSpec;
 use crate::config::{load_yaml, ConfigError};
+use crate::dsp::MelParams;
 
 fn d_n_fft() -> usize {
     2048

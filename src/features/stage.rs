@@ -13,9 +13,10 @@ use anyhow::Result;
 use rayon::prelude::*;
 
 use super::pipeline::{Pipeline, Variant};
-use super::{augment, dsp, FeatureExtractor};
+use super::{augment, FeatureExtractor};
 use crate::cache::{row_key, Cache, CacheRow};
 use crate::corpus::{ClipRecord, Problem};
+use crate::dsp;
 
 /// Rows per part file written by one featurize run.
 pub const FLUSH_ROWS: usize = 512;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use realfft::{RealFftPlanner, RealToComplex};
 
-use crate::features::dsp::simd::avx2_dispatch;
+use crate::dsp::simd::avx2_dispatch;
 
 /// `librosa.pyin` defaults beyond the frame, hop and F0 range.
 const N_THRESHOLDS: usize = 100;

@@ -18,9 +18,7 @@
 use realfft::{RealFftPlanner, RealToComplex};
 use std::sync::Arc;
 
-use crate::features::dsp::{
-    MelFilterbank, MelFilterbankSpec, MelScale, MfccTransform, Spectrogram,
-};
+use crate::dsp::{MelFilterbank, MelFilterbankSpec, MelScale, MfccTransform, Spectrogram};
 
 /// Mel bands of loudness and MFCC.
 pub const MEL_BANDS: usize = 26;

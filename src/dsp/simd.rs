@@ -32,7 +32,7 @@ macro_rules! avx2_dispatch {
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $kernel($($arg),*)
                 }
-                if $crate::features::dsp::simd::has_avx2_fma() {
+                if $crate::dsp::simd::has_avx2_fma() {
                     // SAFETY: `avx2` only requires the AVX2 and FMA extensions, which the
                     // running CPU was just detected to support.
                     return unsafe { avx2($($arg),*) };
