@@ -33,13 +33,51 @@ impl ConfigError {
     }
 }
 
+/// What to say about a YAML file that cannot be opened: the closest `.yaml` name in its
+/// folder, `experiments/NAME.yaml` for a bare name, or that its folder is not here.
+pub fn missing_file_hint(file: &Path) -> Option<String> {
+    if file.exists() {
+        return None;
+    }
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let stem = file.file_stem()?.to_string_lossy().to_string();
+    if file.extension().is_none() && file.parent().is_none_or(|p| p.as_os_str().is_empty()) {
+        let shipped = Path::new("experiments").join(format!("{stem}.yaml"));
+        if shipped.is_file() {
+            return Some(format!("did you mean `{}`?", shipped.display()));
+        }
+    }
+    if !parent.is_dir() {
+        let here = std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string());
+        return Some(format!(
+            "there is no folder `{}` in {here}: run from the emolab checkout, or give the \
+             file's full path",
+            parent.display()
+        ));
+    }
+    let best = std::fs::read_dir(parent)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .filter_map(|p| {
+            let s = p.file_stem()?.to_string_lossy().to_string();
+            Some((edit_distance(&stem, &s), p))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)))?;
+    (best.0 <= stem.len().max(3) / 3 + 1).then(|| format!("did you mean `{}`?", best.1.display()))
+}
+
 /// Read and parse a YAML file into `T`.
 pub fn load_yaml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         key: None,
         message: format!("cannot read: {e}"),
-        hint: None,
+        hint: missing_file_hint(path),
     })?;
     parse_yaml(path, &text)
 }
@@ -140,6 +178,21 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("p.yaml: key `db.topdb`"), "{s}");
         assert!(s.contains("did you mean `top_db`?"), "{s}");
+    }
+
+    #[test]
+    fn a_missing_file_gets_the_closest_name_or_says_where_it_looked() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("emodb_functionals_svm.yaml"), "x: 1").unwrap();
+        let typo = d.path().join("emodb_funtionals_svm.yaml");
+        let h = missing_file_hint(&typo).unwrap();
+        assert!(h.contains("emodb_functionals_svm.yaml"), "{h}");
+        assert_eq!(
+            missing_file_hint(&d.path().join("unrelated_name.yaml")),
+            None
+        );
+        let h = missing_file_hint(&d.path().join("nowhere/x.yaml")).unwrap();
+        assert!(h.contains("no folder"), "{h}");
     }
 
     #[test]

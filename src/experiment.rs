@@ -218,7 +218,7 @@ fn read_tree(file: &Path, chain: &mut Vec<PathBuf>) -> Result<Value, ConfigError
         file: file.to_path_buf(),
         key: None,
         message: format!("cannot read: {e}"),
-        hint: None,
+        hint: crate::config::missing_file_hint(file),
     })?;
     if chain.contains(&canon) {
         return Err(err(file, "extends", "extends itself (a cycle of extends)"));
