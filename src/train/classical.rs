@@ -250,11 +250,6 @@ pub fn fit(
 }
 
 impl ClassicalTrained {
-    /// Fitted values (support vectors × features, tree leaves, or weights).
-    pub fn parameters(&self) -> i64 {
-        self.estimator.size()
-    }
-
     /// Write `model.json` atomically.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         let text = serde_json::to_vec(&self.saved).map_err(|e| TrainError::ModelFile {

@@ -1,8 +1,9 @@
 //! Classical models over one vector per clip (functionals, or the mean of each feature bin):
 //! support vector machines, a random forest of decision trees, multinomial logistic
 //! regression. The SVM's solver is a port of libsvm's (`smo`) and the forest's trees are
-//! emolab's CART (`cart`); the logistic regression is linfa-logistic's (L-BFGS). All are wrapped into multi-class classifiers that give class probabilities, so their
-//! run folders, fusion and reports work like the networks'.
+//! emolab's CART (`cart`); the logistic regression is linfa-logistic's (L-BFGS). All are
+//! wrapped into multi-class classifiers that give class probabilities, so their run folders,
+//! fusion and reports work like the networks'.
 //!
 //! * [`svm`]: one-vs-one binary C-SVMs (as libsvm and scikit-learn's `SVC`), RBF or linear
 //!   kernel, `gamma: scale` by default (`1 / (n_features · Var(X))`), per-class C from

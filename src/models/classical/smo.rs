@@ -20,6 +20,15 @@ pub(super) enum KernelFn {
 }
 
 impl KernelFn {
+    /// The argument between two clips from their squared norms and dot product.
+    #[inline]
+    pub fn arg(self, sq_a: f64, sq_b: f64, dot: f64) -> f64 {
+        match self {
+            KernelFn::Rbf(_) => (sq_a + sq_b - 2.0 * dot).max(0.0),
+            KernelFn::Linear => dot,
+        }
+    }
+
     /// The kernel value of an argument (squared distance or dot product).
     #[inline]
     pub fn of(self, arg: f64) -> f64 {
@@ -68,12 +77,10 @@ pub(super) fn arguments(
             let r0 = blk * BLOCK;
             let r1 = (r0 + BLOCK).min(m);
             general_mat_mul(1.0, &a.slice(s![r0..r1, ..]), &bt, 0.0, &mut o);
-            if let KernelFn::Rbf(_) = kernel {
-                for (i, mut row) in o.outer_iter_mut().enumerate() {
-                    let si = sq_a[r0 + i];
-                    for (v, &sj) in row.iter_mut().zip(sq_b) {
-                        *v = (si + sj - 2.0 * *v).max(0.0);
-                    }
+            for (i, mut row) in o.outer_iter_mut().enumerate() {
+                let si = sq_a[r0 + i];
+                for (v, &sj) in row.iter_mut().zip(sq_b) {
+                    *v = kernel.arg(si, sj, *v);
                 }
             }
         });
@@ -100,15 +107,16 @@ impl<'a> Gram<'a> {
                 let r0 = blk * BLOCK;
                 let r1 = (r0 + BLOCK).min(n);
                 let mut o = Array2::<f64>::zeros((r1 - r0, n));
-                general_mat_mul(1.0, &x.slice(s![r0..r1, ..]), &x.t(), 0.0, &mut o);
-                for (i, row) in o.outer_iter().enumerate() {
-                    let si = sq[r0 + i];
-                    for (j, (d, &v)) in dst[i * n..(i + 1) * n].iter_mut().zip(row).enumerate() {
-                        *d = match kernel {
-                            KernelFn::Rbf(_) => (si + sq[j] - 2.0 * v).max(0.0) as f32,
-                            KernelFn::Linear => v as f32,
-                        };
-                    }
+                arguments(
+                    kernel,
+                    x.slice(s![r0..r1, ..]),
+                    &sq[r0..r1],
+                    x,
+                    &sq,
+                    o.view_mut(),
+                );
+                for (d, &v) in dst.iter_mut().zip(o.iter()) {
+                    *d = v as f32;
                 }
             });
         Gram::Shared { n, arg }
@@ -118,13 +126,7 @@ impl<'a> Gram<'a> {
     pub fn arg(&self, i: usize, j: usize) -> f64 {
         match self {
             Gram::Shared { n, arg } => arg[i * n + j] as f64,
-            Gram::OnDemand { x, sq, kernel } => {
-                let d = x.row(i).dot(&x.row(j));
-                match kernel {
-                    KernelFn::Rbf(_) => (sq[i] + sq[j] - 2.0 * d).max(0.0),
-                    KernelFn::Linear => d,
-                }
-            }
+            Gram::OnDemand { x, sq, kernel } => kernel.arg(sq[i], sq[j], x.row(i).dot(&x.row(j))),
         }
     }
 
