@@ -174,9 +174,9 @@ impl Cross {
     }
 
     /// The matrix as a heat map (rows: trained on; columns: tested on; UA %).
-    pub fn heatmap(&self) -> crate::report::charts::Heatmap {
+    pub fn heatmap(&self) -> crate::charts::Heatmap {
         let cell = |a: &String, b: &String| self.cell(a, b);
-        crate::report::charts::Heatmap {
+        crate::charts::Heatmap {
             title: format!(
                 "Cross-corpus UA on {} shared labels (diagonal: within-corpus, speaker-independent)",
                 self.labels.len()
@@ -252,8 +252,8 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
     let mut scans = Vec::new();
     let mut preps = Vec::new();
     for e in exps {
-        let all = runner::load_corpus(e, &e.corpus.path, progress)?;
-        preps.push(runner::prepare_from(e, all.clone(), progress, false)?);
+        let all = crate::prepare::load_corpus(e, &e.corpus.path, progress)?;
+        preps.push(crate::prepare::prepare_from(e, all.clone(), progress, false)?);
         scans.push(all);
     }
     let classes: Vec<Vec<String>> = preps.iter().map(|p| p.classes.clone()).collect();
@@ -287,7 +287,7 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
     for (e, all) in exps.iter().zip(scans) {
         let mut v = e.with(&[("corpus.labels".to_string(), label_value.clone())])?;
         v.name = format!("{name}-{}", e.name);
-        let prep = runner::prepare_from(&v, all, progress, true)?;
+        let prep = crate::prepare::prepare_from(&v, all, progress, true)?;
         if progress {
             eprintln!(
                 "{}: {} clips on {} shared labels",
@@ -313,7 +313,7 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
                 f.error.as_deref().unwrap_or("")
             );
         }
-        runner::write_summary(&v)?;
+        crate::results::write_summary(&v.results.join(&v.name))?;
         variants.push((v, outcomes));
     }
     // Test clips of each corpus: all its clips with a shared label.
@@ -341,9 +341,9 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
         let mut uas: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         let mut n = vec![0usize; variants.len()];
         for r in &runs {
-            let lr = runner::load_run(r, tch::Device::cuda_if_available())?;
+            let lr = crate::infer::load_run(r, tch::Device::cuda_if_available())?;
             for &b in &others {
-                let (met, _, _) = runner::evaluate_clips(
+                let (met, _, _) = crate::infer::evaluate_clips(
                     r,
                     &lr,
                     &preps[b].clips,
@@ -419,7 +419,7 @@ fn write(c: &Cross) -> Result<()> {
         CsvWriter::new(w).finish(&mut df)?;
         Ok(())
     })?;
-    let svg = crate::report::charts::heatmap(&c.heatmap())?;
+    let svg = crate::charts::heatmap(&c.heatmap())?;
     crate::util::atomic_write_bytes(&c.out.join("cross.svg"), svg.as_bytes())
 }
 

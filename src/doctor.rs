@@ -26,20 +26,6 @@ pub struct Report {
     pub encoders: Vec<(String, String)>,
 }
 
-/// Where the feature cache lives (`EMOLAB_CACHE`, default `data/cache`).
-pub fn cache_dir() -> std::path::PathBuf {
-    std::env::var_os("EMOLAB_CACHE")
-        .map(Into::into)
-        .unwrap_or_else(|| "data/cache".into())
-}
-
-/// Where run folders go (`EMOLAB_RESULTS`, default `results`).
-pub fn results_dir() -> std::path::PathBuf {
-    std::env::var_os("EMOLAB_RESULTS")
-        .map(Into::into)
-        .unwrap_or_else(|| "results".into())
-}
-
 /// Names of the GPUs, from `nvidia-smi` when it is installed (tch exposes no device names).
 fn gpu_names() -> Vec<String> {
     std::process::Command::new("nvidia-smi")
@@ -139,8 +125,8 @@ pub fn report() -> Report {
         rayon_threads: rayon::current_num_threads(),
         mkl: tch::utils::has_mkl(),
         openmp: tch::utils::has_openmp(),
-        cache_dir: abs(cache_dir()),
-        results_dir: abs(results_dir()),
+        cache_dir: abs(crate::config::cache_dir()),
+        results_dir: abs(crate::config::results_dir()),
         models_dir: abs(models_dir()),
         encoders: encoder_folders(&models_dir()),
     }

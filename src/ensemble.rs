@@ -359,7 +359,7 @@ pub fn run_fusion(
     let mut tree: serde_yaml::Value = serde_yaml::from_str(&text)
         .with_context(|| format!("{}: not a valid ensemble file", file.display()))?;
     for a in sets {
-        crate::experiment::apply_set(&mut tree, a)
+        crate::config::apply_set(&mut tree, a)
             .map_err(|e| anyhow::anyhow!("--set {a}: {e}"))?;
     }
     let spec: FusionSpec = serde_yaml::from_value(tree).with_context(|| {
@@ -383,7 +383,7 @@ pub fn run_fusion(
     let root = spec
         .results
         .clone()
-        .unwrap_or_else(crate::doctor::results_dir);
+        .unwrap_or_else(crate::config::results_dir);
     let dirs: Vec<PathBuf> = spec.ensemble.iter().map(|e| root.join(e)).collect();
     for (e, d) in spec.ensemble.iter().zip(&dirs) {
         if !d.is_dir() {

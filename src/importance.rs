@@ -16,6 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::metrics;
+use crate::train::classical::ValidationProbe;
 use crate::train::{Dataset, TrainError, Trained};
 
 /// Shuffles per feature.
@@ -146,7 +147,7 @@ pub fn permutation_in(
 
 /// [`permutation`] of a network trained on clip vectors, on the validation clips `val` (whose
 /// speaker statistics, if any, stay attached to their clips).
-pub fn of_network(
+fn of_network(
     model: &Trained,
     val: &Dataset,
     classes: &[String],
@@ -172,6 +173,49 @@ pub fn of_network(
         Some(e) => Err(e),
         None => Ok(imp),
     }
+}
+
+/// A fitted model whose importance is measured on the validation clips.
+pub enum Subject<'a> {
+    /// A classical model fitted on the training clips, with the validation vectors.
+    Classical(&'a ValidationProbe),
+    /// A network trained on clip vectors, with the validation clips.
+    Network { model: &'a Trained, val: &'a Dataset },
+}
+
+/// Permutation importance of `subject` on its validation clips: `(mean, std)` UA drop per
+/// feature, or per group of columns where `groups` is given.
+pub fn measure(
+    subject: Subject,
+    classes: &[String],
+    seed: u64,
+    groups: Groups,
+) -> Result<Vec<(f64, f64)>, TrainError> {
+    match subject {
+        Subject::Classical(probe) => Ok(of_classical(probe, classes, seed, groups)),
+        Subject::Network { model, val } => of_network(model, val, classes, seed, groups),
+    }
+}
+
+/// [`permutation_scored`] of a classical model fitted on the training clips, on the validation
+/// vectors of its probe: the model scores permuted columns itself (an SVM updates its kernel
+/// arguments by the shuffled columns' terms only).
+fn of_classical(
+    probe: &ValidationProbe,
+    classes: &[String],
+    seed: u64,
+    groups: Groups,
+) -> Vec<(f64, f64)> {
+    let permuted = probe.estimator.permuted(&probe.x);
+    permutation_scored(
+        probe.x.nrows(),
+        probe.x.ncols(),
+        &probe.labels,
+        classes,
+        seed,
+        groups,
+        |cols, order| permuted.votes(cols, order),
+    )
 }
 
 /// Write `importance.parquet` into `dir` (atomically).

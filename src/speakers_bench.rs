@@ -23,7 +23,6 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::metrics;
-use crate::runner;
 use crate::speakers::TrainingSpeakers;
 use crate::train::{Dataset, NormMode, Normalizer};
 
@@ -41,7 +40,7 @@ pub struct NormScore {
 }
 
 fn ua_with(
-    lr: &runner::LoadedRun,
+    lr: &crate::infer::LoadedRun,
     ds: &Dataset,
     norms: Vec<Arc<Normalizer>>,
     classes: &[String],
@@ -66,7 +65,7 @@ pub fn normalisation(
             bail!("{}: not a run folder and holds none", path.display());
         }
         for run in runs {
-            let lr = runner::load_run(&run, tch::Device::cuda_if_available())?;
+            let lr = crate::infer::load_run(&run, tch::Device::cuda_if_available())?;
             if lr.model.normalize() != NormMode::Speaker {
                 bail!(
                     "{}: trained without `normalize: speaker`; nothing to compare",
@@ -75,8 +74,8 @@ pub fn normalisation(
             }
             let classes = lr.meta.classes.clone();
             let name = run.display().to_string();
-            let pooled = runner::training_speakers(&run, &lr.exp, false)?.normalizer();
-            let train = runner::role_dataset(&run, &lr, "train", false)?;
+            let pooled = crate::infer::training_speakers(&run, &lr.exp, false)?.normalizer();
+            let train = crate::infer::role_dataset(&run, &lr, "train", false)?;
             let stats = crate::train::SpeakerStats::fit(
                 train.speaker.iter().zip(&train.features),
                 train.n_features,
@@ -90,7 +89,7 @@ pub fn normalisation(
             // A classical model is refitted on training + validation clips before it is saved.
             let val_seen = lr.exp.model.classical().is_some();
             for role in ["val", "test"] {
-                let ds = runner::role_dataset(&run, &lr, role, false)?;
+                let ds = crate::infer::role_dataset(&run, &lr, role, false)?;
                 let n = ds.len();
                 let mut by_speaker: BTreeMap<String, Vec<usize>> = BTreeMap::new();
                 for (i, s) in ds.speaker.iter().enumerate() {

@@ -158,7 +158,7 @@ pub fn trial_experiment(exp: &Experiment, t: &Trial) -> Result<Experiment, Confi
 
 /// One row per trial: parameters, runs, mean validation UA (selection) and test figures.
 pub fn table(results: &Path, name: &str, trials: &[Trial]) -> Result<DataFrame> {
-    let summary = crate::runner::summary(&results.join(name))?;
+    let summary = crate::results::summary(&results.join(name))?;
     let mut ids = Vec::new();
     let mut labels = Vec::new();
     let mut runs = Vec::new();
@@ -214,90 +214,6 @@ pub fn select(table: &DataFrame) -> Result<Option<usize>> {
             _ => Some((i, v)),
         })
         .map(|(i, _)| i))
-}
-
-/// Run the trials of `work` here (all, or only trial `only`), then write and return the sweep
-/// table (`results/<name>/sweep.parquet`). Returns the table and the number of failed runs.
-pub fn run_here(
-    work: &crate::cluster::Work,
-    only: Option<usize>,
-    force: bool,
-    progress: bool,
-) -> Result<(DataFrame, usize)> {
-    let trials = work.trials.as_deref().unwrap_or_default();
-    let selected: Vec<&Trial> = match only {
-        Some(i) => vec![trials.get(i).ok_or_else(|| {
-            anyhow::anyhow!("--trial {i}: the sweep has {} trials", trials.len())
-        })?],
-        None => trials.iter().collect(),
-    };
-    let reprepare = work.trials_change_features();
-    // One preparation for every trial unless trials change the features.
-    let shared = if reprepare {
-        None
-    } else {
-        Some(crate::runner::prepare(
-            &trial_experiment(&work.exp, selected[0])?,
-            progress,
-        )?)
-    };
-    if only.is_none() {
-        // The numbered runs, for `emolab status` (before any runs, so it lists them all).
-        work.plan(shared.as_ref())?.write(&work.exp_dir())?;
-    }
-    let bar = crate::util::progress_bar(selected.len() as u64, "trials", progress);
-    let mut failed = 0;
-    let mut best: Option<(f64, String)> = None;
-    for t in &selected {
-        let e = trial_experiment(&work.exp, t)?;
-        let fresh;
-        let prep = match &shared {
-            Some(p) => p,
-            None => {
-                fresh = crate::runner::prepare(&e, false)?;
-                &fresh
-            }
-        };
-        let opts = crate::runner::RunOptions {
-            force,
-            progress: false,
-            trial: Some((t.id.clone(), t.json_params())),
-        };
-        bar.set_message(format!("{} {}", t.id, t.label()));
-        let outcomes = crate::runner::run_experiment(&e, prep, &opts)?;
-        failed += outcomes.iter().filter(|o| o.error.is_some()).count();
-        let vals: Vec<f64> = outcomes
-            .iter()
-            .filter_map(|o| crate::results::RunDir::new(&o.dir).metrics().ok())
-            .map(|m| m.val_ua)
-            .collect();
-        if !vals.is_empty() {
-            let v = vals.iter().sum::<f64>() / vals.len() as f64;
-            if best.as_ref().is_none_or(|b| v > b.0) {
-                best = Some((v, t.id.clone()));
-            }
-            crate::util::bar_println(
-                &bar,
-                format!(
-                    "{} {}: val UA {v:.3} over {} runs{}",
-                    t.id,
-                    t.label(),
-                    vals.len(),
-                    if outcomes.iter().all(|o| o.skipped) {
-                        " (already complete)"
-                    } else {
-                        ""
-                    }
-                ),
-            );
-        }
-        bar.inc(1);
-        if let Some((v, id)) = &best {
-            bar.set_message(format!("best so far {id} val UA {v:.3}"));
-        }
-    }
-    bar.finish_and_clear();
-    Ok((write_table(&work.exp, trials)?, failed))
 }
 
 /// Write `results/<name>/sweep.parquet` from the complete runs of every trial.

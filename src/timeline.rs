@@ -32,7 +32,6 @@ use serde::Serialize;
 use crate::audio::WavStream;
 use crate::dsp::resample::StreamResampler;
 use crate::features::FeatureExtractor;
-use crate::runner;
 use crate::train::data::{FrameStats, Normalizer};
 use crate::train::{Dataset, NormMode};
 
@@ -204,7 +203,7 @@ pub fn timeline(run: &Path, file: &Path, out: &Path, opts: &TimelineOptions) -> 
         "--window and --hop must be positive"
     );
     let started = Instant::now();
-    let lr = runner::load_run(run, tch::Device::cuda_if_available())?;
+    let lr = crate::infer::load_run(run, tch::Device::cuda_if_available())?;
     let p = &lr.exp.pipeline;
     let fx = FeatureExtractor::new(p).map_err(|e| anyhow::anyhow!("pipeline {}: {e}", p.name))?;
     let rate = p.sample_rate;
@@ -245,7 +244,7 @@ pub fn timeline(run: &Path, file: &Path, out: &Path, opts: &TimelineOptions) -> 
         None
     };
     // Pass 2: score.
-    let t = runner::run_temperature(run);
+    let t = crate::infer::run_temperature(run);
     let mut rows: Vec<Row> = Vec::new();
     let duration = windows(file, rate, win, hop, opts.batch, |group| {
         let scored: Vec<(usize, f32, Option<Result<Vec<f32>>>)> = group
@@ -403,7 +402,7 @@ fn write_outputs(
 
 /// Probability of each emotion over time, windows averaged into at most 600 points.
 fn chart(file: &Path, run: &Path, classes: &[String], rows: &[Row]) -> Result<String> {
-    use crate::report::charts::{self, palette, LineChart, Series};
+    use crate::charts::{self, palette, LineChart, Series};
     let scored: Vec<&Row> = rows.iter().filter(|r| r.probs.is_some()).collect();
     let per = scored.len().div_ceil(600).max(1);
     let minutes = rows.last().is_some_and(|r| r.end > 600.0);

@@ -251,6 +251,15 @@ pub fn emolab_process_alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// The Slurm job this process runs in (`JOBID_TASK` for an array task), if any.
+pub fn current_job() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
+        (Some(j), Some(t)) => Some(format!("{j}_{t}")),
+        _ => var("SLURM_JOB_ID"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +329,93 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
+
+/// A data frame as a plain, aligned text table (header, rule, one line per row; text left,
+/// numbers right; nulls as `-`): what `run` prints, readable in a log file.
+pub fn plain_table(df: &polars::prelude::DataFrame) -> String {
+    use polars::prelude::AnyValue;
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let cell = |v: AnyValue| match v {
+        AnyValue::Null => "-".to_string(),
+        AnyValue::String(s) => s.to_string(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        v => v.to_string(),
+    };
+    let cols = df.get_columns();
+    let rows: Vec<Vec<String>> = (0..df.height())
+        .map(|i| {
+            cols.iter()
+                .map(|c| c.get(i).map(cell).unwrap_or_else(|_| "-".into()))
+                .collect()
+        })
+        .collect();
+    let numeric: Vec<bool> = cols
+        .iter()
+        .map(|c| c.dtype().is_primitive_numeric())
+        .collect();
+    let width: Vec<usize> = (0..names.len())
+        .map(|j| {
+            rows.iter()
+                .map(|r| r[j].chars().count())
+                .chain([names[j].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| -> String {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                let pad = width[j].saturating_sub(c.chars().count());
+                if numeric[j] {
+                    format!("{}{c}", " ".repeat(pad))
+                } else {
+                    format!("{c}{}", " ".repeat(pad))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(&names)];
+    out.push(
+        width
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  "),
+    );
+    out.extend(rows.iter().map(|r| line(r)));
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod plain_table_tests {
+    use super::*;
+    use polars::prelude::*;
+
+    #[test]
+    fn aligned_without_dtypes_or_borders() {
+        let df = df!(
+            "model" => ["cnn", "svm_linear"],
+            "runs" => [10u32, 2],
+            "UA" => ["0.703 ± 0.063", "0.745"],
+        )
+        .unwrap();
+        let t = plain_table(&df);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "model       runs  UA");
+        assert_eq!(lines[1], "----------  ----  -------------");
+        assert_eq!(lines[2], "cnn           10  0.703 ± 0.063");
+        assert_eq!(lines[3], "svm_linear     2  0.745");
+        assert!(!t.contains("str") && !t.contains('┆'));
     }
 }

@@ -305,7 +305,7 @@ impl Pipeline {
     /// in experiment files.
     pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
         let mut tree: serde_yaml::Value = load_yaml(path)?;
-        crate::experiment::expand_env(&mut tree, path)?;
+        crate::config::expand_env(&mut tree, path)?;
         let mut p: Pipeline = crate::config::from_value(path, tree)?;
         if p.name.is_empty() {
             p.name = path

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use polars::prelude::DataFrame;
 
-use super::charts::{palette, Mark, Reference};
+use crate::charts::{palette, Mark, Reference};
 use super::load::Loaded;
 use super::tables::{bool_col, f64_col, opt_str_col, str_col, u64_col, Tables};
 use super::{plural, ReportOptions, Result};

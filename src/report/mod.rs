@@ -11,13 +11,13 @@
 //! - [`tables`]: the Polars tables: the runs, leaderboard, per-class F1 pivot, confusion
 //!   matrices, learning curves (lazy scans of `history.parquet`), sweeps, speaker sex, leakage;
 //! - [`paired`]: models compared on the same test clips, with a seeded bootstrap interval;
-//! - [`charts`]: the SVG charts (plotters);
+//! - the SVG charts come from [`crate::charts`];
 //! - [`document`]: the report as sections of text, warnings, tables and charts;
 //! - [`markdown`], [`html`]: the two renderings of that document;
 //! - [`export`]: the tables as CSV and Parquet.
 
 pub mod analyses;
-pub mod charts;
+
 pub mod document;
 pub mod export;
 pub mod html;
@@ -49,8 +49,8 @@ pub enum ReportError {
     File { path: PathBuf, problem: String },
     #[error("table {table}: {error}")]
     Table { table: String, error: PolarsError },
-    #[error("chart {chart}: {problem}")]
-    Chart { chart: String, problem: String },
+    #[error(transparent)]
+    Chart(#[from] crate::charts::ChartError),
 }
 
 pub type Result<T, E = ReportError> = std::result::Result<T, E>;

@@ -21,6 +21,7 @@ use super::data::{Dataset, NormMode, Normalizer};
 use super::{EpochStats, FitConfig, FitResult, TrainError};
 use crate::metrics;
 use crate::models::classical::{ClassicalSpec, Estimator};
+use crate::results::ClassicalInfo;
 
 /// A fitted classical model with what prediction needs.
 #[derive(Debug)]
@@ -36,19 +37,12 @@ pub struct ClassicalTrained {
     pub info: Option<ClassicalInfo>,
 }
 
-/// A classical fit's size and where its time went, for `meta.json` (a classical model has no
-/// epochs).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ClassicalInfo {
-    /// The refitted model (training + validation clips).
-    pub model: crate::models::classical::ModelSize,
-    /// Fit on the training clips (with an SVM's Platt cross-validation) and scoring them and
-    /// the validation clips.
-    pub fit_seconds: f64,
-    /// Permutation importance on the validation clips.
-    pub importance_seconds: f64,
-    /// Refit on training + validation clips and scoring the test clips.
-    pub refit_seconds: f64,
+/// The model fitted on the training clips alone, with the standardised validation vectors and
+/// their labels: what permutation importance scores (the refitted model has seen these clips).
+pub struct ValidationProbe {
+    pub estimator: Estimator,
+    pub x: Array2<f64>,
+    pub labels: Vec<usize>,
 }
 
 /// What `model.json` holds.
@@ -104,8 +98,9 @@ fn nll(probs: &[Vec<f32>], labels: &[usize]) -> f64 {
         / labels.len().max(1) as f64
 }
 
-/// Fit `spec` on `train`, report on `val`, refit on both and score `test` once. Permutation
-/// importance is measured per column, or per group of `importance_groups`.
+/// Fit `spec` on `train`, report on `val`, refit on both and score `test` once. Also returns the
+/// model fitted on `train` alone with the validation vectors, for permutation importance
+/// ([`crate::importance`]).
 pub fn fit(
     spec: &ClassicalSpec,
     class_names: &[String],
@@ -113,8 +108,7 @@ pub fn fit(
     val: &Dataset,
     test: &Dataset,
     cfg: &FitConfig,
-    importance_groups: crate::importance::Groups,
-) -> Result<FitResult<ClassicalTrained>, TrainError> {
+) -> Result<(FitResult<ClassicalTrained>, ValidationProbe), TrainError> {
     if train.is_empty() || val.is_empty() || test.is_empty() {
         return Err(TrainError::Empty);
     }
@@ -165,23 +159,13 @@ pub fn fit(
     let (tp, _, tm) = score(&first, &xt, &train.labels);
     let (vp, _, vm) = score(&first, &xv, &val.labels);
     let train_seconds = started.elapsed().as_secs_f64();
-    // Importance with the model that has not seen the validation clips.
-    let timer = Instant::now();
-    let xv_m = matrix(&xv);
-    let permuted = first.permuted(&xv_m);
-    let importance = crate::importance::permutation_scored(
-        xv.len(),
-        train.n_features,
-        &val.labels,
-        class_names,
-        cfg.seed,
-        importance_groups,
-        |cols, order| permuted.votes(cols, order),
-    );
-    drop(permuted);
-    let importance_seconds = timer.elapsed().as_secs_f64();
     // Refit on training + validation clips; only this model sees the test clips.
     let timer = Instant::now();
+    let probe = ValidationProbe {
+        estimator: first,
+        x: matrix(&xv),
+        labels: val.labels.clone(),
+    };
     let mut x_all = xt;
     x_all.extend(xv);
     let mut y_all = train.labels.clone();
@@ -193,7 +177,7 @@ pub fn fit(
     let info = ClassicalInfo {
         model: model.describe(),
         fit_seconds: train_seconds,
-        importance_seconds,
+        importance_seconds: 0.0,
         refit_seconds: timer.elapsed().as_secs_f64(),
     };
     let history = vec![EpochStats {
@@ -221,7 +205,7 @@ pub fn fit(
         y: y_all,
     };
     let t = crate::calibration::fit_temperature(&vp, &val.labels);
-    Ok(FitResult {
+    Ok((FitResult {
         best_epoch: 1,
         history,
         test: test_metrics,
@@ -235,7 +219,7 @@ pub fn fit(
             &crate::calibration::scale_all(&vp, t),
             crate::calibration::ABSTAIN_COVERAGE,
         ),
-        importance: Some(importance),
+        importance: None,
         model: ClassicalTrained {
             spec: spec.clone(),
             class_names: class_names.to_vec(),
@@ -246,7 +230,7 @@ pub fn fit(
             saved,
             info: Some(info),
         },
-    })
+    }, probe))
 }
 
 impl ClassicalTrained {

@@ -185,27 +185,7 @@ impl SpecAugment {
     }
 }
 
-/// One epoch's figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochStats {
-    pub epoch: usize,
-    pub train_loss: f64,
-    /// UA and WA of the training batches' predictions (train mode: dropout and masks on).
-    #[serde(default)]
-    pub train_ua: f64,
-    #[serde(default)]
-    pub train_wa: f64,
-    pub val_loss: f64,
-    pub val_ua: f64,
-    pub val_wa: f64,
-    pub lr: f64,
-    /// Wall time of the training pass (forward, backward, update), without validation.
-    #[serde(default)]
-    pub train_seconds: f64,
-    /// Wall time of the whole epoch, validation and checkpoint included.
-    #[serde(default)]
-    pub epoch_seconds: f64,
-}
+pub use crate::results::EpochStats;
 
 /// What a fit produced (`M`: the fitted network, or [`classical::ClassicalTrained`]).
 #[derive(Debug)]

@@ -22,6 +22,7 @@ pub mod svm;
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
+use crate::results::ModelSize;
 
 /// Errors of the classical estimators.
 #[derive(Debug, thiserror::Error)]
@@ -129,45 +130,6 @@ impl Permuted<'_> {
                 }
                 m.predict(&xs).1
             }
-        }
-    }
-}
-
-/// The size of a fitted classical model, as its family counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelSize {
-    SupportVectors(usize),
-    Trees { trees: usize, leaves: usize },
-    Weights(usize),
-}
-
-impl ModelSize {
-    /// For a table cell: `3.5k SVs`, `300 trees`, `602 weights`.
-    pub fn short(&self) -> String {
-        let n = |v: usize| {
-            if v >= 10_000 {
-                format!("{:.0}k", v as f64 / 1e3)
-            } else if v >= 1_000 {
-                format!("{:.1}k", v as f64 / 1e3)
-            } else {
-                v.to_string()
-            }
-        };
-        match self {
-            ModelSize::SupportVectors(v) => format!("{} SVs", n(*v)),
-            ModelSize::Trees { trees, .. } => format!("{trees} trees"),
-            ModelSize::Weights(v) => format!("{} weights", n(*v)),
-        }
-    }
-}
-
-impl std::fmt::Display for ModelSize {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ModelSize::SupportVectors(n) => write!(f, "{n} support vectors"),
-            ModelSize::Trees { trees, leaves } => write!(f, "{trees} trees, {leaves} leaves"),
-            ModelSize::Weights(n) => write!(f, "{n} weights"),
         }
     }
 }

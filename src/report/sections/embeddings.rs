@@ -1,7 +1,7 @@
 //! Embedding maps: whether a model's penultimate layer groups the held-out clips by emotion or
 //! by speaker (silhouettes per run, and a 2-D PCA map of one run per entry).
 
-use super::super::charts::{categorical, PointGroup, Scatter};
+use crate::charts::{categorical, PointGroup, Scatter};
 use super::prelude::*;
 
 impl Builder<'_> {

@@ -25,7 +25,7 @@ pub(in crate::report) mod prelude {
 
     pub(in crate::report) use polars::prelude::DataFrame;
 
-    pub(in crate::report) use super::super::charts::{
+    pub(in crate::report) use crate::charts::{
         self, palette, Bar, BarChart, Heatmap, Interval, LineChart, Mark, Series,
     };
     pub(in crate::report) use super::super::document::{

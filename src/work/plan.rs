@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::Experiment;
-use crate::runner::{self, Prepared};
+use crate::prepare::Prepared;
+use crate::runner;
 use crate::sweep::{self, Trial};
 
 pub const PLAN: &str = "plan.json";
@@ -160,13 +161,13 @@ impl Work {
             let e = self.trial_experiment(t.map(|x| x.1))?;
             let fresh;
             let prep = if per_trial {
-                fresh = runner::prepare_with(&e, false, false)?;
+                fresh = crate::prepare::prepare_with(&e, false, false)?;
                 &fresh
             } else if let Some(p) = shared {
                 p
             } else {
                 if own.is_none() {
-                    own = Some(runner::prepare_with(&e, false, false)?);
+                    own = Some(crate::prepare::prepare_with(&e, false, false)?);
                 }
                 own.as_ref().expect("set")
             };

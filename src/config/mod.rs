@@ -5,6 +5,10 @@
 //! unknown key the closest known one ("did you mean `top_db`?"). Semantic checks after parsing
 //! return the same error type through [`ConfigError::invalid`].
 
+mod tree;
+
+pub use tree::{apply_set, expand_env, locate, merge, read_tree, set_path};
+
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
@@ -207,4 +211,18 @@ mod tests {
         assert_eq!(edit_distance("hop_len", "hop"), 4);
         assert_eq!(edit_distance("nmels", "n_mels"), 1);
     }
+}
+
+/// Where the feature cache lives (`EMOLAB_CACHE`, default `data/cache`).
+pub fn cache_dir() -> std::path::PathBuf {
+    std::env::var_os("EMOLAB_CACHE")
+        .map(Into::into)
+        .unwrap_or_else(|| "data/cache".into())
+}
+
+/// Where run folders go (`EMOLAB_RESULTS`, default `results`).
+pub fn results_dir() -> std::path::PathBuf {
+    std::env::var_os("EMOLAB_RESULTS")
+        .map(Into::into)
+        .unwrap_or_else(|| "results".into())
 }

@@ -24,7 +24,10 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
-use crate::train::EpochStats;
+
+mod summary;
+
+pub use summary::{aggregate, pretty, summary, write_summary};
 
 /// Where a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +107,7 @@ pub struct RunMeta {
     pub slurm_job: Option<String>,
     /// A classical model's size and fit times (it has no epochs or network parameters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub classical: Option<crate::train::classical::ClassicalInfo>,
+    pub classical: Option<ClassicalInfo>,
     /// The pretrained encoder whose features the run read (encoder pipelines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<EncoderInfo>,
@@ -398,3 +401,82 @@ pub fn run_folders(path: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// The size of a fitted classical model, as its family counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSize {
+    SupportVectors(usize),
+    Trees { trees: usize, leaves: usize },
+    Weights(usize),
+}
+
+impl ModelSize {
+    /// For a table cell: `3.5k SVs`, `300 trees`, `602 weights`.
+    pub fn short(&self) -> String {
+        let n = |v: usize| {
+            if v >= 10_000 {
+                format!("{:.0}k", v as f64 / 1e3)
+            } else if v >= 1_000 {
+                format!("{:.1}k", v as f64 / 1e3)
+            } else {
+                v.to_string()
+            }
+        };
+        match self {
+            ModelSize::SupportVectors(v) => format!("{} SVs", n(*v)),
+            ModelSize::Trees { trees, .. } => format!("{trees} trees"),
+            ModelSize::Weights(v) => format!("{} weights", n(*v)),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSize::SupportVectors(n) => write!(f, "{n} support vectors"),
+            ModelSize::Trees { trees, leaves } => write!(f, "{trees} trees, {leaves} leaves"),
+            ModelSize::Weights(n) => write!(f, "{n} weights"),
+        }
+    }
+}
+
+/// A classical fit's size and where its time went, for `meta.json` (a classical model has no
+/// epochs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClassicalInfo {
+    /// The refitted model (training + validation clips).
+    pub model: ModelSize,
+    /// Fit on the training clips (with an SVM's Platt cross-validation) and scoring them and
+    /// the validation clips.
+    pub fit_seconds: f64,
+    /// Permutation importance on the validation clips.
+    pub importance_seconds: f64,
+    /// Refit on training + validation clips and scoring the test clips.
+    pub refit_seconds: f64,
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// UA and WA of the training batches' predictions (train mode: dropout and masks on).
+    #[serde(default)]
+    pub train_ua: f64,
+    #[serde(default)]
+    pub train_wa: f64,
+    pub val_loss: f64,
+    pub val_ua: f64,
+    pub val_wa: f64,
+    pub lr: f64,
+    /// Wall time of the training pass (forward, backward, update), without validation.
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// Wall time of the whole epoch, validation and checkpoint included.
+    #[serde(default)]
+    pub epoch_seconds: f64,
+}
+
+/// The model file of a classical run (its training vectors; see `train::classical`).
+pub const CLASSICAL_MODEL: &str = "model.json";

@@ -1,4 +1,4 @@
-//! `emolab status`: where every run of an experiment is, from its run folder (`meta.json`,
+//! `emolab status`: where every run of an experiment's plan ([`crate::work`]) is, from its run folder (`meta.json`,
 //! `progress.json`) and, where it was submitted, Slurm's view of its array task.
 //!
 //! A run whose `meta.json` says `running` is *running* while its process lives (the same host
@@ -11,8 +11,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::plan::Plan;
-use super::slurm::{JobState, Jobs, Role};
+use crate::cluster::slurm::{JobState, Jobs, Role};
+use crate::work::Plan;
 use crate::results::{RunDir, RunStatus};
 use crate::train::checkpoint::read_progress;
 
@@ -79,7 +79,7 @@ impl Status {
             || self
                 .jobs
                 .iter()
-                .any(|(_, _, s)| super::slurm::state_active(s))
+                .any(|(_, _, s)| crate::cluster::slurm::state_active(s))
     }
 
     pub fn all_complete(&self) -> bool {
@@ -268,4 +268,33 @@ pub fn status(exp_dir: &Path, plan: &Plan) -> Result<Status> {
         rows,
         jobs,
     })
+}
+
+/// The status of every target; with `wait`, polled every `interval` (a line on standard error
+/// whenever the counts change) until no run is running or pending.
+pub fn watch(
+    targets: &[(std::path::PathBuf, Plan)],
+    wait: bool,
+    interval: std::time::Duration,
+) -> Result<Vec<Status>> {
+    let mut last = String::new();
+    loop {
+        let all = targets
+            .iter()
+            .map(|(dir, plan)| status(dir, plan))
+            .collect::<Result<Vec<_>>>()?;
+        if !wait || !all.iter().any(Status::active) {
+            return Ok(all);
+        }
+        let line = all
+            .iter()
+            .map(|s| format!("{}: {}", s.experiment, s.counts()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if line != last {
+            eprintln!("{} {line}", chrono::Utc::now().format("%H:%M:%S"));
+            last = line;
+        }
+        std::thread::sleep(interval);
+    }
 }
