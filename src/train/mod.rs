@@ -6,15 +6,21 @@
 //! - [`optim`]: optimizers whose state emolab owns, schedules, gradient clipping;
 //! - [`checkpoint`]: per-epoch checkpoints and exact resume;
 //! - [`device`]: CPU/CUDA choice, threads, bf16 autocast;
+//! - [`config`]: the typed `train:` block and SpecAugment;
+//! - [`classical`]: the fit of a classical model (no epochs);
+//! - `scorer`: a network scored on a dataset, whole clips or windows averaged;
+//! - [`Trained`]: a fitted network with its normaliser, saved to `model.safetensors`;
 //! - this module: the loop (balanced class weights, label smoothing, SpecAugment, the model's L2
-//!   group, early stopping with the best weights restored) and [`Trained`], a fitted model with
-//!   its normaliser that saves to and loads from `model.safetensors`.
+//!   group, early stopping with the best weights restored).
 
 pub mod checkpoint;
 pub mod classical;
 pub mod data;
 pub mod device;
 pub mod optim;
+mod config;
+mod scorer;
+mod trained;
 
 use std::path::Path;
 use std::time::Instant;
@@ -22,168 +28,17 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::metrics::{self, Metrics};
 use crate::models::{Input, Model, ModelError, ModelSpec, L2_GROUP};
+pub use config::{FitConfig, SpecAugment};
+use scorer::Scorer;
+pub use trained::Trained;
 use checkpoint::{load_checkpoint, save_checkpoint, CheckpointState};
 pub use data::{Dataset, NormMode, Normalizer, SpeakerStats, WindowAverage, WindowSpec};
 pub use device::{Autocast, DeviceChoice, Precision};
-
-/// Settings of one fit (the `train:` block of an experiment).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FitConfig {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    /// scikit-learn's "balanced" class weights in the loss.
-    pub class_weights: bool,
-    pub label_smoothing: f64,
-    /// Stop after this many epochs without a better validation UA.
-    pub patience: usize,
-    pub seed: u64,
-    pub optimizer: optim::OptimizerSpec,
-    pub schedule: optim::Schedule,
-    /// Clip the global gradient norm to this value.
-    pub clip_grad: Option<f64>,
-    /// Online SpecAugment on training batches.
-    pub spec_augment: Option<SpecAugment>,
-    /// Feature standardisation: `per_mel` / `global` (statistics from training clips only),
-    /// `speaker` (each speaker's own clips, transductive) or `utterance` (each clip's own).
-    pub normalize: NormMode,
-    /// Random crops of this many frames for training (new each epoch) and sliding windows with
-    /// averaged outputs for evaluation; `null`: whole clips, all of one length.
-    pub window: Option<WindowSpec>,
-    /// Mixup (Zhang et al., 2018) with this Beta(α, α) parameter, per training batch.
-    pub mixup: Option<f64>,
-    /// `auto` (CUDA when present), `cpu` or `cuda`.
-    pub device: DeviceChoice,
-    /// LibTorch intra-op threads (default: LibTorch's, one per core).
-    pub threads: Option<usize>,
-    /// `fp32`, or `bf16` autocast.
-    pub precision: Precision,
-}
-
-impl Default for FitConfig {
-    fn default() -> Self {
-        FitConfig {
-            epochs: 20,
-            batch_size: 32,
-            lr: 1e-3,
-            class_weights: true,
-            label_smoothing: 0.0,
-            patience: 5,
-            seed: 0,
-            optimizer: optim::OptimizerSpec::default(),
-            schedule: optim::Schedule::Constant,
-            clip_grad: None,
-            spec_augment: None,
-            normalize: NormMode::PerMel,
-            window: None,
-            mixup: None,
-            device: DeviceChoice::Auto,
-            threads: None,
-            precision: Precision::Fp32,
-        }
-    }
-}
-
-impl FitConfig {
-    /// Values that parse but cannot train: `(key, message)`.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let bad = |k, m: &str| Err((k, m.to_string()));
-        if self.epochs == 0 {
-            return bad("epochs", "must be at least 1");
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size", "must be at least 1");
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad("lr", "must be a positive number");
-        }
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return bad("label_smoothing", "must be in [0, 1)");
-        }
-        if self.patience == 0 {
-            return bad("patience", "must be at least 1");
-        }
-        if self.threads == Some(0) {
-            return bad("threads", "must be at least 1");
-        }
-        if self.clip_grad.is_some_and(|c| c <= 0.0) {
-            return bad("clip_grad", "must be positive");
-        }
-        if let Some(w) = &self.window {
-            if w.frames == 0 || w.hop == Some(0) {
-                return bad("window", "frames and hop must be at least 1");
-            }
-        }
-        if self.mixup.is_some_and(|a| !(a > 0.0 && a.is_finite())) {
-            return bad("mixup", "must be a positive Beta parameter (e.g. 0.2)");
-        }
-        Ok(())
-    }
-}
-
-/// SpecAugment (Park et al., 2019): zero (= the training mean, after normalisation) up to
-/// `freq_masks` bands of at most `freq_width` bins and `time_masks` spans of at most
-/// `time_width` frames per training example.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SpecAugment {
-    pub freq_masks: usize,
-    pub freq_width: usize,
-    pub time_masks: usize,
-    pub time_width: usize,
-}
-
-impl Default for SpecAugment {
-    fn default() -> Self {
-        SpecAugment {
-            freq_masks: 2,
-            freq_width: 8,
-            time_masks: 2,
-            time_width: 16,
-        }
-    }
-}
-
-impl SpecAugment {
-    /// Mask a normalised `[b, c, m, t]` batch in place (a frequency band is masked in every
-    /// channel alike).
-    pub fn apply(
-        &self,
-        x: &mut [f32],
-        b: usize,
-        c: usize,
-        m: usize,
-        t: usize,
-        rng: &mut ChaCha8Rng,
-    ) {
-        use rand::Rng;
-        let per = c * m * t;
-        for i in 0..b {
-            let one = &mut x[i * per..(i + 1) * per];
-            for _ in 0..self.freq_masks {
-                let w = rng.random_range(0..=self.freq_width.min(m));
-                let f0 = rng.random_range(0..=m - w);
-                for ch in 0..c {
-                    one[(ch * m + f0) * t..(ch * m + f0 + w) * t].fill(0.0);
-                }
-            }
-            for _ in 0..self.time_masks {
-                let w = rng.random_range(0..=self.time_width.min(t));
-                let t0 = rng.random_range(0..=t - w);
-                for f in 0..c * m {
-                    one[f * t + t0..f * t + t0 + w].fill(0.0);
-                }
-            }
-        }
-    }
-}
 
 pub use crate::results::EpochStats;
 
@@ -264,7 +119,7 @@ pub struct FitControl<'a> {
 /// LibTorch draws dropout masks and initial weights from one process-wide generator, so two
 /// fits running at once in a process would interleave their draws and neither would be
 /// reproducible. Fits take this lock (each already uses every intra-op thread).
-static FIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static FIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Hold LibTorch's process-wide generator (the fit lock) while building a model outside a fit:
 /// initialising weights draws from it, and would shift the draws of a fit running meanwhile.
@@ -346,106 +201,6 @@ fn with_norm(ds: &Dataset, mode: NormMode) -> Result<std::borrow::Cow<'_, Datase
     let mut owned = ds.clone();
     owned.attach_norm(mode, None)?;
     Ok(std::borrow::Cow::Owned(owned))
-}
-
-/// Evaluation of a model on a dataset: predictions, probabilities and mean loss.
-struct Scored {
-    pred: Vec<usize>,
-    probs: Vec<Vec<f32>>,
-    loss: f64,
-}
-
-/// The mean over each clip's windows (or the clip alone) of `output`, a `[batch, width]` tensor
-/// computed in eval mode, batch by batch, with gradients off.
-fn clip_means(
-    model: &Model,
-    ds: &Dataset,
-    norm: &Normalizer,
-    window: Option<&WindowSpec>,
-    device: Device,
-    precision: Precision,
-    output: impl Fn(&Model, &Tensor, Option<&[i64]>) -> Tensor,
-) -> Result<Vec<Vec<f64>>, TrainError> {
-    let t = time_axis(ds, window)?;
-    let items = match window {
-        Some(w) => data::windows(ds, w),
-        None => data::whole_clips(ds, &(0..ds.len()).collect::<Vec<_>>()),
-    };
-    // Per clip: the sum of window outputs and their count.
-    let mut sums: Vec<Vec<f64>> = vec![Vec::new(); ds.len()];
-    let mut counts = vec![0usize; ds.len()];
-    tch::no_grad(|| {
-        data::stream_batches(ds, &items, t, 256, norm, None, |b| {
-            let (x, lengths) = batch_tensor(&b, ds, device);
-            let out = {
-                let _ac = Autocast::new(precision, device);
-                output(model, &x, lengths.as_deref())
-            }
-            .to_kind(Kind::Float);
-            let width = out.size()[1] as usize;
-            let flat = Vec::<f32>::try_from(&out.to_device(Device::Cpu).reshape([-1]))?;
-            for (row, &clip) in flat.chunks(width).zip(&b.index) {
-                let sum = &mut sums[clip];
-                sum.resize(width, 0.0);
-                for (s, &v) in sum.iter_mut().zip(row) {
-                    *s += v as f64;
-                }
-                counts[clip] += 1;
-            }
-            Ok::<(), tch::TchError>(())
-        })
-    })?;
-    for (sum, &n) in sums.iter_mut().zip(&counts) {
-        sum.iter_mut().for_each(|v| *v /= n.max(1) as f64);
-    }
-    Ok(sums)
-}
-
-/// Score `ds` in eval mode, batch by batch: whole clips, or (with `window`) every window of each
-/// clip with the windows' logits (or probabilities) averaged into the clip's.
-fn score(
-    model: &Model,
-    ds: &Dataset,
-    norm: &Normalizer,
-    window: Option<&WindowSpec>,
-    device: Device,
-    precision: Precision,
-    k: usize,
-) -> Result<Scored, TrainError> {
-    let average = window.map_or(WindowAverage::Logits, |w| w.average);
-    let means = clip_means(model, ds, norm, window, device, precision, |m, x, l| {
-        let logits = m.forward(x, l, false);
-        match average {
-            WindowAverage::Logits => logits,
-            WindowAverage::Probs => logits.to_kind(Kind::Float).softmax(-1, Kind::Float),
-        }
-    })?;
-    let mut out = Scored {
-        pred: Vec::with_capacity(ds.len()),
-        probs: Vec::with_capacity(ds.len()),
-        loss: 0.0,
-    };
-    for (clip, mean) in means.into_iter().enumerate() {
-        let probs: Vec<f64> = match average {
-            WindowAverage::Probs => mean,
-            WindowAverage::Logits => {
-                let m = mean.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                debug_assert_eq!(mean.len(), k);
-                let e: Vec<f64> = mean.iter().map(|v| (v - m).exp()).collect();
-                let z: f64 = e.iter().sum();
-                e.iter().map(|v| v / z).collect()
-            }
-        };
-        out.loss -= probs[ds.labels[clip]].max(1e-12).ln();
-        out.pred.push(
-            (0..k)
-                .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
-                .unwrap_or(0),
-        );
-        out.probs.push(probs.iter().map(|&p| p as f32).collect());
-    }
-    out.loss /= ds.len().max(1) as f64;
-    Ok(out)
 }
 
 /// Mixup weight (the larger of λ and 1 - λ, λ ~ Beta(α, α)) and the partner of each row.
@@ -535,6 +290,13 @@ pub fn fit_with(
             Normalizer::identity(train.n_features)
         }
         mode => Normalizer::fit(train, mode),
+    };
+    let scorer = |model| Scorer {
+        model,
+        norm: &norm,
+        window,
+        device,
+        precision: cfg.precision,
     };
     let vs = nn::VarStore::new(device);
     let model = spec.build(&vs.root(), input_of(train, t), k as i64)?;
@@ -672,7 +434,7 @@ pub fn fit_with(
         })?;
         let train_seconds = started.elapsed().as_secs_f64();
         let mt = metrics::compute(&seen_truth, &seen_pred, class_names);
-        let sv = score(&model, val, &norm, window, device, cfg.precision, k)?;
+        let sv = scorer(&model).score(val, k)?;
         let mv = metrics::compute(&val.labels, &sv.pred, class_names);
         history.push(EpochStats {
             epoch,
@@ -764,13 +526,13 @@ pub fn fit_with(
             }
         }
     });
-    let sv = score(&model, val, &norm, window, device, cfg.precision, k)?;
+    let sv = scorer(&model).score(val, k)?;
     let temperature = crate::calibration::fit_temperature(&sv.probs, &val.labels);
     let abstain_entropy = crate::calibration::entropy_threshold(
         &crate::calibration::scale_all(&sv.probs, temperature),
         crate::calibration::ABSTAIN_COVERAGE,
     );
-    let st = score(&model, test, &norm, window, device, cfg.precision, k)?;
+    let st = scorer(&model).score(test, k)?;
     let test_metrics = metrics::compute(&test.labels, &st.pred, class_names);
     Ok(Some(FitResult {
         best_epoch,
@@ -796,231 +558,6 @@ pub fn fit_with(
             precision: cfg.precision,
         },
     }))
-}
-
-/// A fitted model with everything needed to predict: spec, classes, input shape, normaliser,
-/// the normalisation mode and the evaluation windows.
-pub struct Trained {
-    pub spec: ModelSpec,
-    pub class_names: Vec<String>,
-    pub n_features: usize,
-    pub channels: usize,
-    /// Frames of the model's time axis (the window, or the fixed clip length).
-    pub frames: usize,
-    pub norm: Normalizer,
-    /// `speaker` / `utterance`: clips are standardised on their own statistics before `norm`.
-    pub normalize: NormMode,
-    pub window: Option<WindowSpec>,
-    pub vs: nn::VarStore,
-    pub model: Model,
-    pub precision: Precision,
-}
-
-impl std::fmt::Debug for Trained {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Trained({}, {} classes, {}×{})",
-            self.spec.family(),
-            self.class_names.len(),
-            self.n_features,
-            self.frames
-        )
-    }
-}
-
-impl Trained {
-    /// Number of trainable parameters.
-    pub fn parameters(&self) -> i64 {
-        crate::models::parameter_count(&self.vs)
-    }
-
-    /// Write weights and normaliser as safetensors (`normalizer.mean`, `normalizer.std`, and
-    /// every variable under its var-store name), atomically.
-    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
-        let mut named: Vec<(String, Tensor)> = self
-            .vs
-            .variables()
-            .into_iter()
-            .map(|(n, t)| (n, t.to_device(Device::Cpu)))
-            .collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        named.push((
-            "normalizer.mean".into(),
-            Tensor::from_slice(&self.norm.mean),
-        ));
-        named.push(("normalizer.std".into(), Tensor::from_slice(&self.norm.std)));
-        let tmp = crate::util::temp_path(path);
-        Tensor::write_safetensors(&named, &tmp)?;
-        std::fs::rename(&tmp, path).map_err(|e| TrainError::ModelFile {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })
-    }
-
-    /// Rebuild `spec` for the inputs `fit` saw (`n_features` per frame in `channels`, on a time
-    /// axis of `frames`), trained under `cfg`, and load its weights from `path`.
-    pub fn load(
-        path: &Path,
-        spec: &ModelSpec,
-        class_names: &[String],
-        n_features: usize,
-        channels: usize,
-        frames: usize,
-        cfg: &FitConfig,
-        device: Device,
-    ) -> Result<Trained, TrainError> {
-        let err = |message: String| TrainError::ModelFile {
-            path: path.display().to_string(),
-            message,
-        };
-        let named = Tensor::read_safetensors(path).map_err(|e| err(e.to_string()))?;
-        let get = |n: &str| -> Result<Vec<f32>, TrainError> {
-            let t = named
-                .iter()
-                .find(|(k, _)| k == n)
-                .ok_or_else(|| err(format!("no tensor {n}")))?;
-            Ok(Vec::<f32>::try_from(&t.1)?)
-        };
-        let norm = Normalizer {
-            mean: get("normalizer.mean")?,
-            std: get("normalizer.std")?,
-        };
-        if norm.mean.len() != n_features {
-            return Err(err(format!(
-                "normaliser has {} bins, the pipeline {n_features}",
-                norm.mean.len()
-            )));
-        }
-        if channels == 0 || n_features % channels != 0 {
-            return Err(err(format!(
-                "{n_features} features do not split into {channels} channels"
-            )));
-        }
-        let vs = nn::VarStore::new(device);
-        let input = Input {
-            channels: channels as i64,
-            bins: (n_features / channels) as i64,
-            frames: frames as i64,
-        };
-        let model = {
-            let _rng = torch_rng_guard();
-            spec.build(&vs.root(), input, class_names.len() as i64)?
-        };
-        let vars = vs.variables();
-        if vars.len() + 2 != named.len() {
-            return Err(err(format!(
-                "{} tensors, the model has {} variables",
-                named.len() - 2,
-                vars.len()
-            )));
-        }
-        tch::no_grad(|| -> Result<(), TrainError> {
-            for (name, v) in &vars {
-                let t = named
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .ok_or_else(|| err(format!("no weights for {name}")))?;
-                if t.1.size() != v.size() {
-                    return Err(err(format!(
-                        "{name} is {:?}, the model wants {:?}",
-                        t.1.size(),
-                        v.size()
-                    )));
-                }
-                let mut v = v.shallow_clone();
-                v.copy_(&t.1);
-            }
-            Ok(())
-        })?;
-        Ok(Trained {
-            spec: spec.clone(),
-            class_names: class_names.to_vec(),
-            n_features,
-            channels,
-            frames,
-            norm,
-            normalize: cfg.normalize,
-            window: cfg.window.clone(),
-            vs,
-            model,
-            precision: Precision::Fp32,
-        })
-    }
-
-    /// The penultimate representation of every clip of `ds` ([`Model::embed`]; a windowed model
-    /// gives the mean over the clip's windows), prepared as [`Trained::predict_proba`] prepares
-    /// its input.
-    pub fn embed(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, TrainError> {
-        self.on_input(ds, |ds| {
-            let means = clip_means(
-                &self.model,
-                ds,
-                &self.norm,
-                self.window.as_ref(),
-                self.vs.device(),
-                self.precision,
-                |m, x, l| m.embed(x, l, false),
-            )?;
-            Ok(means
-                .into_iter()
-                .map(|v| v.into_iter().map(|x| x as f32).collect())
-                .collect())
-        })
-    }
-
-    /// `run` on `ds` once it is checked against the model's input and normalised as the model
-    /// was trained (nothing for no clips), holding the fit lock.
-    fn on_input<T>(
-        &self,
-        ds: &Dataset,
-        run: impl FnOnce(&Dataset) -> Result<Vec<T>, TrainError>,
-    ) -> Result<Vec<T>, TrainError> {
-        self.check_input(ds)?;
-        if ds.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ds = with_norm(ds, self.normalize)?;
-        let _lock = FIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        run(&ds)
-    }
-
-    /// `ds` has the features, channels and (without windows) the frames the model takes.
-    fn check_input(&self, ds: &Dataset) -> Result<(), TrainError> {
-        if (ds.n_features, ds.channels) != (self.n_features, self.channels) {
-            return Err(TrainError::Shape(format!(
-                "the model takes {} features per frame in {} channels, these clips have {} in {}",
-                self.n_features, self.channels, ds.n_features, ds.channels
-            )));
-        }
-        if self.window.is_none() && !(ds.fixed_length() && ds.frames == self.frames) {
-            return Err(TrainError::Shape(format!(
-                "the model takes {} frames, these clips have {} to {}",
-                self.frames,
-                ds.lengths.iter().min().unwrap_or(&0),
-                ds.frames
-            )));
-        }
-        Ok(())
-    }
-
-    /// Class probabilities of every clip of `ds` (labels are ignored). With `normalize:
-    /// speaker`, clips without per-clip statistics are standardised per speaker of `ds` (clips
-    /// without a speaker id form one group).
-    pub fn predict_proba(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, TrainError> {
-        self.on_input(ds, |ds| {
-            let s = score(
-                &self.model,
-                ds,
-                &self.norm,
-                self.window.as_ref(),
-                self.vs.device(),
-                self.precision,
-                self.class_names.len(),
-            )?;
-            Ok(s.probs)
-        })
-    }
 }
 
 #[cfg(test)]
