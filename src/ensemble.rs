@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use polars::prelude::*;
 
 use crate::metrics;
 use crate::results::{Predictions, RunDir, RunMetrics, RunStatus};
@@ -20,46 +19,6 @@ use crate::results::{Predictions, RunDir, RunMetrics, RunStatus};
 /// The model name of a seed ensemble of `model` over `n` seeds.
 pub fn ensemble_model(model: &str, n: usize) -> String {
     format!("{model} ×{n} seeds")
-}
-
-/// Read a `predictions.parquet` back.
-pub fn read_predictions(path: &Path, classes: &[String]) -> Result<Predictions> {
-    let df = ParquetReader::new(
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-    )
-    .finish()
-    .with_context(|| format!("{} is not Parquet", path.display()))?;
-    let strs = |c: &str| -> Result<Vec<Option<String>>> {
-        Ok(df
-            .column(c)?
-            .str()?
-            .into_iter()
-            .map(|v| v.map(str::to_string))
-            .collect())
-    };
-    let req = |c: &str| -> Result<Vec<String>> {
-        Ok(strs(c)?
-            .into_iter()
-            .map(Option::unwrap_or_default)
-            .collect())
-    };
-    let mut probs = vec![Vec::with_capacity(classes.len()); df.height()];
-    for c in classes {
-        let col = df.column(&format!("prob_{c}"))?.f32()?;
-        for (row, v) in probs.iter_mut().zip(col.into_iter()) {
-            row.push(v.unwrap_or(f32::NAN));
-        }
-    }
-    Ok(Predictions {
-        clip_id: req("clip_id")?,
-        path: req("path")?,
-        speaker: strs("speaker")?,
-        sex: strs("sex")?,
-        truth: req("truth")?,
-        prediction: req("prediction")?,
-        classes: classes.to_vec(),
-        probs,
-    })
 }
 
 /// Average the members' probabilities clip by clip (members must hold the same clips in the
@@ -210,7 +169,7 @@ pub fn write_fused(
     }
     let preds = members
         .iter()
-        .map(|r| read_predictions(&r.path("predictions.parquet"), &classes))
+        .map(|r| crate::results::read_predictions(&r.path("predictions.parquet"), &classes))
         .collect::<Result<Vec<_>>>()?;
     let val: Vec<f64> = members
         .iter()
@@ -220,7 +179,7 @@ pub fn write_fused(
         .iter()
         .map(|r| {
             let p = r.path(crate::results::VAL_PREDICTIONS);
-            p.exists().then(|| read_predictions(&p, &classes))
+            p.exists().then(|| crate::results::read_predictions(&p, &classes))
         })
         .collect::<Option<Result<Vec<_>>>>()
         .transpose()?;

@@ -1,11 +1,16 @@
 //! emolab: a batch pipeline and experiment runner for speech emotion recognition.
 //!
-//! Data flows one way: [`corpus`] (scan, labels, manifest) → [`audio`] (decode) → features →
-//! cache → split → models → train → evaluate → results → report. [`dsp`] is the leaf library of
-//! signal processing (librosa-exact mel, MFCC, resampling) that features, encoders and the
-//! timeline read; it imports nothing else of the crate. [`synth`] generates the
-//! CREMA-D-shaped stand-in corpus used by the demo and the tests; [`doctor`] reports the build
-//! and the machine.
+//! Data flows one way: [`corpus`] (scan, labels, manifest) → [`audio`] (decode) → [`features`]
+//! (log-mel, functionals, pretrained [`encoders`]) → [`cache`] → [`prepare`] (an
+//! [`experiment`]'s clips, classes and features) → [`split`] (speaker-disjoint folds) →
+//! [`runner`] ([`models`] fitted by [`train`], then [`importance`], [`calibration`] and
+//! [`embedding`] maps) → [`results`] (run folders) → [`report`]. Saved runs are used again by
+//! [`infer`] (evaluate, predict), [`ensemble`] (seed ensembles, late fusion), [`timeline`] and
+//! [`cross`]. [`work`] says what to run, in order, here; [`cluster`] submits the same plan to
+//! Slurm and [`status`] shows where every run is; [`sweep`] makes the trials. Leaf libraries
+//! ([`util`], [`dsp`], [`charts`], [`metrics`], [`config`], [`runlock`]) import nothing above
+//! them. [`synth`] generates stand-in corpora; [`bench`], [`speakers_bench`] and [`doctor`] are
+//! tools. `docs/architecture.md` draws the layers; `scripts/import_graph.py` checks them.
 
 pub mod audio;
 pub mod bench;

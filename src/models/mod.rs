@@ -1,10 +1,13 @@
-//! Model families on LibTorch (tch): CNN, (Bi-)LSTM, CNN+LSTM, CRNN with attention and
-//! Transformer classifiers.
+//! Model families: on LibTorch (tch), CNN ([`cnn`]), LSTM and Bi-LSTM ([`rnn`]), CNN+LSTM
+//! ([`cnn_lstm`]), CRNN with attention ([`crnn`]), Transformer ([`transformer`]), an MLP on
+//! clip vectors ([`vector`]), a probe on a frozen encoder's layers ([`probe`]) and a fine-tuned
+//! encoder ([`finetune`]); without LibTorch, the SVM, random forest and logistic regression of
+//! [`classical`].
 //!
 //! Every model takes a batch of feature maps `[batch, channels, bins, frames]` (channels: the
 //! static features and, when the pipeline adds them, their Δ and ΔΔ) with optional per-clip
-//! valid lengths (see [`pool`]) and returns logits `[batch, n_classes]`. A [`ModelSpec`] (from YAML: `family` plus hyper-parameters, or a
-//! named preset such as `cnn_v3`) builds a [`Model`] inside a `VarStore`. Variables of layers
+//! valid lengths (see [`pool`]) and returns logits `[batch, n_classes]`. A [`ModelSpec`] (from
+//! YAML: `family` plus hyper-parameters, or a named preset such as `cnn_v3`) builds a [`Model`] inside a `VarStore`. Variables of layers
 //! that carry L2 regularisation (the seed's Keras `kernel_regularizer=l2(…)`) are created in
 //! optimizer group [`L2_GROUP`], so the trainer can give that group weight decay alone.
 

@@ -41,12 +41,10 @@ pub fn map_lengths(lengths: Option<&[i64]>, f: impl Fn(i64) -> i64) -> Option<Ve
 /// Max pooling of `[B, C, H, W]` over non-overlapping `k[0] × k[1]` tiles (stride = kernel, no
 /// padding, trailing rows and columns that fill no tile dropped): the values of
 /// `max_pool2d(k, k)`, computed as element-wise maxima of strided views (rows of a tile, then
-/// columns). LibTorch's CPU `max_pool2d` on channels-first tensors is a scalar loop: on a
-/// `[64, 32, 64, 100]` activation it takes 58 ms against 10 ms here (2 threads), and it was the
-/// largest cost of a CNN's inference. With gradients it is the other way round (the maxima's
-/// backward masks cost 2.5-3.5× `max_pool2d`'s forward and backward in PyTorch 2.11), so a
-/// tensor that requires a gradient (training) goes through `max_pool2d`; both give the same
-/// values.
+/// columns). LibTorch's CPU `max_pool2d` on channels-first tensors is a scalar loop, slower
+/// than these strided maxima for inference. With gradients it is the other way round (the
+/// maxima's backward masks cost more than `max_pool2d`'s forward and backward), so a tensor that
+/// requires a gradient (training) goes through `max_pool2d`; both give the same values.
 pub fn max_pool(x: &Tensor, k: [i64; 2]) -> Tensor {
     if x.requires_grad() {
         return x.max_pool2d(k, k, [0, 0], [1, 1], false);

@@ -21,7 +21,7 @@ pub fn predictions(loaded: &Loaded) -> Vec<(&Run, Predictions)> {
         .iter()
         .filter_map(|r| {
             let p =
-                crate::ensemble::read_predictions(r.predictions.as_ref()?, &r.meta.classes).ok()?;
+                crate::results::read_predictions(r.predictions.as_ref()?, &r.meta.classes).ok()?;
             Some((r, p))
         })
         .collect()

@@ -11,13 +11,14 @@
 //! - [`tables`]: the Polars tables: the runs, leaderboard, per-class F1 pivot, confusion
 //!   matrices, learning curves (lazy scans of `history.parquet`), sweeps, speaker sex, leakage;
 //! - [`paired`]: models compared on the same test clips, with a seeded bootstrap interval;
-//! - the SVG charts come from [`crate::charts`];
-//! - [`document`]: the report as sections of text, warnings, tables and charts;
+//! - [`analyses`]: per-run analyses read back (calibration, embedding maps, per speaker,
+//!   importance, layer weights, seed ensembles);
+//! - [`document`]: the report as sections of text, warnings, tables and charts (`sections`:
+//!   one builder per section; the SVG charts come from [`crate::charts`]);
 //! - [`markdown`], [`html`]: the two renderings of that document;
 //! - [`export`]: the tables as CSV and Parquet.
 
 pub mod analyses;
-
 pub mod document;
 pub mod export;
 pub mod html;

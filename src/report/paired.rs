@@ -29,30 +29,19 @@ struct Scored {
     clips: HashMap<String, (String, bool)>,
 }
 
-fn read_predictions(path: &Path) -> Result<Scored> {
-    let df = LazyFrame::scan_parquet(PlPath::Local(path.into()), ScanArgsParquet::default())
-        .and_then(|lf| {
-            lf.select([
-                col("clip_id").cast(DataType::String),
-                col("truth").cast(DataType::String),
-                col("prediction").cast(DataType::String),
-            ])
-            .collect()
-        })
-        .map_err(|e| super::file_error(path, e))?;
-    let id = tables::str_col(&df, "clip_id")?;
-    let truth = tables::str_col(&df, "truth")?;
-    let pred = tables::str_col(&df, "prediction")?;
-    let clips = id
+fn read_predictions(path: &Path) -> Option<Scored> {
+    let p = crate::results::read_predictions(path, &[]).ok()?;
+    let clips = p
+        .clip_id
         .into_iter()
-        .zip(truth)
-        .zip(pred)
+        .zip(p.truth)
+        .zip(p.prediction)
         .map(|((i, t), p)| {
             let ok = t == p;
             (i, (t, ok))
         })
         .collect();
-    Ok(Scored { clips })
+    Some(Scored { clips })
 }
 
 /// One paired run: per true class, whether A and B got each common clip right.
@@ -213,7 +202,7 @@ pub fn compare(loaded: &Loaded, tables: &Tables, bootstrap: usize, seed: u64) ->
             for i in [x, y] {
                 cache.entry(i).or_insert_with(|| {
                     let path = loaded.runs[i].predictions.as_ref().expect("filtered");
-                    read_predictions(path).ok()
+                    read_predictions(path)
                 });
             }
             if let (Some(sa), Some(sb)) = (&cache[&x], &cache[&y]) {

@@ -386,6 +386,46 @@ pub fn git_revision() -> Option<String> {
     Some(if dirty { format!("{rev}-dirty") } else { rev })
 }
 
+/// Read a `predictions.parquet` back.
+pub fn read_predictions(path: &Path, classes: &[String]) -> Result<Predictions> {
+    let df = ParquetReader::new(
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+    )
+    .finish()
+    .with_context(|| format!("{} is not Parquet", path.display()))?;
+    let strs = |c: &str| -> Result<Vec<Option<String>>> {
+        Ok(df
+            .column(c)?
+            .str()?
+            .into_iter()
+            .map(|v| v.map(str::to_string))
+            .collect())
+    };
+    let req = |c: &str| -> Result<Vec<String>> {
+        Ok(strs(c)?
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect())
+    };
+    let mut probs = vec![Vec::with_capacity(classes.len()); df.height()];
+    for c in classes {
+        let col = df.column(&format!("prob_{c}"))?.f32()?;
+        for (row, v) in probs.iter_mut().zip(col.into_iter()) {
+            row.push(v.unwrap_or(f32::NAN));
+        }
+    }
+    Ok(Predictions {
+        clip_id: req("clip_id")?,
+        path: req("path")?,
+        speaker: strs("speaker")?,
+        sex: strs("sex")?,
+        truth: req("truth")?,
+        prediction: req("prediction")?,
+        classes: classes.to_vec(),
+        probs,
+    })
+}
+
 /// The run folders under `path`: itself when it is one, else its sub-folders that are.
 pub fn run_folders(path: &Path) -> Vec<PathBuf> {
     if path.join("meta.json").exists() {

@@ -11,13 +11,11 @@ use super::{RunDir, RunMeta, RunMetrics};
 /// One row per complete run of `exp` (optionally one trial): the summary table.
 pub fn summary(exp_dir: &Path) -> Result<DataFrame> {
     let mut rows: Vec<(RunMeta, RunMetrics)> = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(exp_dir) {
-        for e in entries.flatten() {
-            let d = RunDir::new(e.path());
-            if d.is_complete() {
-                if let (Ok(m), Ok(x)) = (d.meta(), d.metrics()) {
-                    rows.push((m, x));
-                }
+    for dir in super::run_folders(exp_dir) {
+        let d = RunDir::new(dir);
+        if d.is_complete() {
+            if let (Ok(m), Ok(x)) = (d.meta(), d.metrics()) {
+                rows.push((m, x));
             }
         }
     }

@@ -1,7 +1,52 @@
 //! The synthetic voice: speakers, sentences, emotional styles and the source-filter renderer.
 //!
-//! See the module documentation of [`crate::synth`] for the model. Everything here is
-//! deterministic given the RNG handed in; no allocation happens per sample.
+//! Everything here is deterministic given the RNG handed in; no allocation happens per sample.
+//!
+//! # The voice
+//!
+//! A classic source-filter formant synthesiser (in the spirit of Klatt 1980), rendered sample
+//! by sample with control parameters updated every 2 ms:
+//!
+//! - **Source.** A KLGLOTT88-style glottal pulse train (flow `27/4 x^2 (1-x)` over the open
+//!   phase, its derivative used as excitation, so lip radiation is included) at a time-varying
+//!   F0. The open quotient sets the voice quality (low = pressed, high = lax/breathy). Each
+//!   period gets jitter (period perturbation) and shimmer (amplitude perturbation); creaky voice
+//!   adds irregular long periods, alternating pulse amplitudes and a lower open quotient,
+//!   mostly towards the end of the phrase. Aspiration noise, modulated by the glottal flow, is
+//!   mixed in for breathiness, and a one-pole low-pass sets the extra spectral tilt.
+//! - **Tract.** A cascade of five two-pole resonators (F1..F5 with bandwidths, unity gain at
+//!   DC, then a one-zero emphasis standing in for the omitted higher poles) whose frequencies
+//!   glide (one-pole smoothing, i.e. coarticulation) between targets: a vowel per syllable
+//!   (diphthongs glide to a second target), consonant loci in between. Unstressed vowels are
+//!   reduced towards schwa. Formants scale with vocal tract length.
+//! - **Consonants.** Unvoiced stops are a silent closure, a noise burst and aspiration;
+//!   voiced stops keep a weak voice bar; fricatives are noise through a parallel resonator at
+//!   the place's centre frequency (/s/ high and narrow, /sh/ lower, /f/ /th/ weak and broad);
+//!   nasals and approximants are weaker voiced segments with their own formants.
+//! - **Prosody.** Syllable durations come from the speaking rate, stress (accented syllables
+//!   longer) and phrase-final lengthening. F0 follows a declining line plus a Gaussian accent
+//!   on every stressed syllable (the nuclear one largest), a final fall (or a rise for
+//!   surprise), a slow random wander and, for fear, tremor. Each syllable has its own
+//!   amplitude (stress, declination, random emphasis) with attack sharpness set by the emotion.
+//!   Sung clips hold one note per syllable with vibrato.
+//! - **Recording.** Leading and trailing near-silence (0.1-0.4 s each), a per-speaker
+//!   high-pass and noise floor, and levelling: the speech part is scaled to the speaker's fixed
+//!   level (-27..-21 dBFS RMS) *plus* the emotion's energy change, so loudness differences
+//!   between emotions survive; only peaks above -1 dBFS are scaled down.
+//!
+//! **Speakers** differ in F0 (male 85-155 Hz, female 165-255 Hz), vocal tract length (formant
+//! scale 0.85-1.0 male, 1.0-1.2 female), speaking rate, breathiness, tilt, open quotient,
+//! jitter, shimmer, intonation range, level, channel and *expressiveness* (0.5-1.5: how
+//! strongly they act). **Emotions** (relative to neutral; scaled by the level LO 0.5, MD 1.0,
+//! HI 1.5, XX 1.0 and by the speaker's expressiveness): anger F0 +25 %, wide range, fast,
+//! +6 dB, flat tilt, pressed, sharp attacks; happiness F0 +20 %, widest range, slightly fast,
+//! +3 dB, raised formants (smile); fear F0 +30 %, moderate-narrow range, fast, jitter,
+//! breathy, tremor; sadness F0 -10 %, narrow range, 20 % slower, -5 dB, breathy, steep tilt;
+//! disgust F0 slightly down, slow, creaky, lengthened stressed syllables; boredom (EmoDB) slow,
+//! quiet, very narrow range; calm (RAVDESS) a quieter, slower neutral; surprise (RAVDESS) high
+//! F0 with a final rise. Every clip draws random variation on every parameter, and its overall
+//! effect strength varies (some takes come out nearly neutral), so the classes overlap.
+//!
 
 use std::f32::consts::PI;
 

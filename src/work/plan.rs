@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::Experiment;
@@ -194,13 +194,11 @@ impl Work {
 /// A plan for an experiment folder that has none (runs made before plans existed, or by
 /// `emolab train`): every run folder in it, in name order.
 pub fn from_folders(exp_dir: &Path) -> Result<Plan> {
-    let mut names: Vec<String> = std::fs::read_dir(exp_dir)
-        .with_context(|| format!("cannot read {}", exp_dir.display()))?
-        .flatten()
-        .filter(|e| e.path().join("meta.json").exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    let names: Vec<String> = crate::results::run_folders(exp_dir)
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
         .collect();
-    names.sort();
     let name = exp_dir
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
