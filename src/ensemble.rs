@@ -392,16 +392,16 @@ pub fn write_seed_ensembles(exp_dir: &Path, seeds: &[u64]) -> Result<Vec<PathBuf
         return Ok(Vec::new());
     }
     let mut folds: BTreeMap<usize, Vec<RunDir>> = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(exp_dir) else {
-        return Ok(Vec::new());
-    };
     let re = regex::Regex::new(r"^fold(\d+)-seed(\d+)$").expect("valid");
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
+    for dir in crate::results::run_folders(exp_dir) {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if let Some(c) = re.captures(&name) {
             let (f, s): (usize, u64) = (c[1].parse()?, c[2].parse()?);
             if seeds.contains(&s) {
-                folds.entry(f).or_default().push(RunDir::new(e.path()));
+                folds.entry(f).or_default().push(RunDir::new(dir));
             }
         }
     }

@@ -3,11 +3,9 @@
 //! evaluate`), and applied to new audio files (`emolab predict`, the timeline), each file
 //! standardised as the run was trained.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use polars::prelude::*;
 
 use std::collections::BTreeMap;
 
@@ -176,7 +174,7 @@ pub fn evaluate(
         ),
         None => {
             let all = load_corpus(exp, &exp.corpus.path, progress)?;
-            let test = split_ids(run, "test")?;
+            let test = RunDir::new(run).split_ids("test")?;
             (
                 all.into_iter()
                     .filter(|c| test.contains(&c.clip_id))
@@ -196,30 +194,11 @@ pub fn evaluate(
     )
 }
 
-/// The clip ids of one role (`train`, `val`, `test`) in a run's `split.parquet`.
-pub fn split_ids(run: &Path, role: &str) -> Result<HashSet<String>> {
-    let path = run.join("split.parquet");
-    let split = ParquetReader::new(
-        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?,
-    )
-    .finish()?;
-    Ok(split
-        .lazy()
-        .filter(col("role").eq(lit(role)))
-        .collect()?
-        .column("clip_id")?
-        .str()?
-        .into_iter()
-        .flatten()
-        .map(str::to_string)
-        .collect())
-}
-
 /// A run's clips of one role (`val`, `test`) with their labels, original variants from the
 /// cache (computed where missing), without per-clip statistics.
 pub fn role_dataset(run: &Path, lr: &LoadedRun, role: &str, progress: bool) -> Result<Dataset> {
     let exp = &lr.exp;
-    let ids = split_ids(run, role)?;
+    let ids = RunDir::new(run).split_ids(role)?;
     let clips: Vec<ClipRecord> = load_corpus(exp, &exp.corpus.path, progress)?
         .into_iter()
         .filter(|c| ids.contains(&c.clip_id))
@@ -246,7 +225,7 @@ pub fn training_speakers(run: &Path, exp: &Experiment, progress: bool) -> Result
     if let Some(t) = TrainingSpeakers::load(run)? {
         return Ok(t);
     }
-    let train = split_ids(run, "train")?;
+    let train = RunDir::new(run).split_ids("train")?;
     let clips: Vec<ClipRecord> = load_corpus(exp, &exp.corpus.path, progress)
         .with_context(|| {
             format!(

@@ -12,8 +12,9 @@
 //! Then the tree is typed with `deny_unknown_fields` everywhere, so a typo is an error naming the
 //! file and the key with a did-you-mean, and values that parse but cannot work are checked.
 //! Checks that need the data (k larger than the number of speakers, a label no clip has) are
-//! made by the runner, with the same [`ConfigError`]. The resolved tree is what a run folder's
-//! `config.yaml` holds, so a run can always be re-read and re-run exactly.
+//! made when the experiment is prepared ([`crate::prepare`]), with the same [`ConfigError`].
+//! The resolved tree is what a run folder's `config.yaml` holds, so a run can always be re-read
+//! and re-run exactly.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

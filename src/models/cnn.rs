@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::Tensor;
 
-use super::pool::{self, Pooler, SeqPool};
+use super::pool::{self, ConvBlock, Pooler, SeqPool};
 use super::{invalid, Input, ModelError, Net, L2_GROUP};
 
 /// How the conv stack is turned into a vector.
@@ -100,22 +100,14 @@ impl CnnSpec {
     }
 }
 
-#[derive(Debug)]
-struct Block {
-    conv: nn::Conv2D,
-    bn: Option<nn::BatchNorm>,
-}
-
 /// The built CNN.
 #[derive(Debug)]
 pub struct Cnn {
-    blocks: Vec<Block>,
+    blocks: Vec<ConvBlock>,
     head: CnnHead,
     dense: Option<nn::Linear>,
     out: nn::Linear,
     dropout: f64,
-    /// Frames lost by a valid convolution (`kernel - 1`, 0 for same padding).
-    shrink: i64,
     attention: Option<Pooler>,
 }
 
@@ -162,7 +154,12 @@ impl Cnn {
             let bn = s
                 .batch_norm
                 .then(|| nn::batch_norm2d(p / format!("bn{i}"), c, Default::default()));
-            blocks.push(Block { conv, bn });
+            blocks.push(ConvBlock {
+                conv,
+                bn,
+                pool: [2, 2],
+                shrink: s.kernel - 1 - 2 * pad,
+            });
             h = (h + 2 * pad - s.kernel + 1) / 2;
             w = (w + 2 * pad - s.kernel + 1) / 2;
             if h < 1 || w < 1 {
@@ -189,7 +186,6 @@ impl Cnn {
             dense,
             out: nn::linear(p / "out", width, n_classes, Default::default()),
             dropout: s.dropout,
-            shrink: s.kernel - 1 - 2 * pad,
             attention,
         })
     }
@@ -201,17 +197,7 @@ impl Net for Cnn {
     }
 
     fn embed(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
-        let mut x = pool::mask_4d(xs.shallow_clone(), lengths);
-        let mut lengths = lengths.map(<[i64]>::to_vec);
-        for b in &self.blocks {
-            x = x.apply(&b.conv);
-            if let Some(bn) = &b.bn {
-                x = x.apply_t(bn, train);
-            }
-            x = pool::max_pool(&x.relu(), [2, 2]);
-            lengths = pool::map_lengths(lengths.as_deref(), |l| (l - self.shrink) / 2);
-            x = pool::mask_4d(x, lengths.as_deref());
-        }
+        let (mut x, lengths) = pool::conv_blocks(&self.blocks, xs, lengths, train);
         x = match (self.head, &self.attention) {
             (CnnHead::Flatten, _) => x.flatten(1, -1),
             (CnnHead::Attention, Some(att)) => {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::Tensor;
 
-use super::pool::{self, lstm_masked, Pooler};
+use super::pool::{self, lstm_masked, ConvBlock, Pooler};
 use super::rnn::{lstm_layer, seq_pooler};
 use super::{invalid, Input, ModelError, Net, SeqPool};
 
@@ -37,7 +37,7 @@ impl Default for CnnLstmSpec {
 
 #[derive(Debug)]
 pub struct CnnLstm {
-    convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    convs: Vec<ConvBlock>,
     lstm: nn::LSTM,
     pool: Pooler,
     dropout: f64,
@@ -68,10 +68,12 @@ impl CnnLstm {
                     ..Default::default()
                 },
             );
-            convs.push((
+            convs.push(ConvBlock {
                 conv,
-                nn::batch_norm2d(p / format!("bn{i}"), c, Default::default()),
-            ));
+                bn: Some(nn::batch_norm2d(p / format!("bn{i}"), c, Default::default())),
+                pool: [2, 2],
+                shrink: 0,
+            });
             (h, t, c_in) = (h / 2, t / 2, c);
         }
         if h < 1 || t < 1 {
@@ -106,13 +108,7 @@ impl Net for CnnLstm {
     }
 
     fn embed(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
-        let mut x = pool::mask_4d(xs.shallow_clone(), lengths);
-        let mut lengths = lengths.map(<[i64]>::to_vec);
-        for (conv, bn) in &self.convs {
-            x = pool::max_pool(&x.apply(conv).apply_t(bn, train).relu(), [2, 2]);
-            lengths = pool::map_lengths(lengths.as_deref(), |l| l / 2);
-            x = pool::mask_4d(x, lengths.as_deref());
-        }
+        let (x, lengths) = pool::conv_blocks(&self.convs, xs, lengths, train);
         // [B, C, F, T] → [B, T, C·F]
         let (b, c, f, t) = x.size4().expect("4-d activations");
         let seq = x.permute([0, 3, 1, 2]).reshape([b, t, c * f]);

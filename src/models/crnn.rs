@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::Tensor;
 
-use super::pool::{self, lstm_masked, Pooler};
+use super::pool::{self, lstm_masked, ConvBlock, Pooler};
 use super::rnn::{lstm_layer, seq_pooler};
 use super::{invalid, Input, ModelError, Net, SeqPool};
 
@@ -62,15 +62,8 @@ impl CrnnSpec {
 }
 
 #[derive(Debug)]
-struct Block {
-    conv: nn::Conv2D,
-    bn: nn::BatchNorm,
-    pool: [i64; 2],
-}
-
-#[derive(Debug)]
 pub struct Crnn {
-    blocks: Vec<Block>,
+    blocks: Vec<ConvBlock>,
     lstm: Option<nn::LSTM>,
     pool: Pooler,
     dense: Option<nn::Linear>,
@@ -104,7 +97,7 @@ impl Crnn {
         let (mut h, mut t, mut c_in) = (input.bins, input.frames, input.channels);
         let mut blocks = Vec::new();
         for (i, (&c, &pool)) in s.channels.iter().zip(&s.pools).enumerate() {
-            blocks.push(Block {
+            blocks.push(ConvBlock {
                 conv: nn::conv2d(
                     p / format!("conv{i}"),
                     c_in,
@@ -115,8 +108,9 @@ impl Crnn {
                         ..Default::default()
                     },
                 ),
-                bn: nn::batch_norm2d(p / format!("bn{i}"), c, Default::default()),
+                bn: Some(nn::batch_norm2d(p / format!("bn{i}"), c, Default::default())),
                 pool,
+                shrink: 0,
             });
             (h, t, c_in) = (h / pool[0], t / pool[1], c);
             if h < 1 || t < 1 {
@@ -172,17 +166,7 @@ impl Net for Crnn {
     }
 
     fn embed(&self, xs: &Tensor, lengths: Option<&[i64]>, train: bool) -> Tensor {
-        let mut x = pool::mask_4d(xs.shallow_clone(), lengths);
-        let mut lengths = lengths.map(<[i64]>::to_vec);
-        for b in &self.blocks {
-            x = x.apply(&b.conv).apply_t(&b.bn, train).relu();
-            if b.pool != [1, 1] {
-                x = pool::max_pool(&x, b.pool);
-            }
-            let k = b.pool[1];
-            lengths = pool::map_lengths(lengths.as_deref(), |l| l / k);
-            x = pool::mask_4d(x, lengths.as_deref());
-        }
+        let (x, lengths) = pool::conv_blocks(&self.blocks, xs, lengths, train);
         // [B, C, F, T] → [B, T, C·F]
         let (b, c, f, t) = x.size4().expect("4-d activations");
         let mut seq = x.permute([0, 3, 1, 2]).reshape([b, t, c * f]);

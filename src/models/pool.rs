@@ -38,6 +38,45 @@ pub fn map_lengths(lengths: Option<&[i64]>, f: impl Fn(i64) -> i64) -> Option<Ve
     lengths.map(|ls| ls.iter().map(|&l| f(l).max(1)).collect())
 }
 
+/// One masked conv block (conv → batch norm → ReLU → max pool), as the CNN, the CRNN and the
+/// CNN+LSTM stack them: each clip's valid length is carried through the pooling and the padded
+/// frames are re-zeroed after the block.
+#[derive(Debug)]
+pub struct ConvBlock {
+    pub conv: nn::Conv2D,
+    pub bn: Option<nn::BatchNorm>,
+    /// Max-pooling kernel and stride `[bins, frames]` (`[1, 1]`: no pooling).
+    pub pool: [i64; 2],
+    /// Frames lost by a valid convolution (`kernel - 1`; 0 for same padding).
+    pub shrink: i64,
+}
+
+/// `blocks` in order over a padded batch `[B, C, H, T]` with per-clip valid `lengths`: the
+/// activations and the lengths after the last block.
+pub fn conv_blocks(
+    blocks: &[ConvBlock],
+    xs: &Tensor,
+    lengths: Option<&[i64]>,
+    train: bool,
+) -> (Tensor, Option<Vec<i64>>) {
+    let mut x = mask_4d(xs.shallow_clone(), lengths);
+    let mut lengths = lengths.map(<[i64]>::to_vec);
+    for b in blocks {
+        x = x.apply(&b.conv);
+        if let Some(bn) = &b.bn {
+            x = x.apply_t(bn, train);
+        }
+        x = x.relu();
+        if b.pool != [1, 1] {
+            x = max_pool(&x, b.pool);
+        }
+        let (shrink, k) = (b.shrink, b.pool[1]);
+        lengths = map_lengths(lengths.as_deref(), |l| (l - shrink) / k);
+        x = mask_4d(x, lengths.as_deref());
+    }
+    (x, lengths)
+}
+
 /// Max pooling of `[B, C, H, W]` over non-overlapping `k[0] × k[1]` tiles (stride = kernel, no
 /// padding, trailing rows and columns that fill no tile dropped): the values of
 /// `max_pool2d(k, k)`, computed as element-wise maxima of strided views (rows of a tile, then

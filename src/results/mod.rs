@@ -278,6 +278,25 @@ impl RunDir {
         write_parquet(&self.path("split.parquet"), &mut df)
     }
 
+    /// The clip ids of one role (`train`, `val`, `test`) in `split.parquet`.
+    pub fn split_ids(&self, role: &str) -> Result<std::collections::HashSet<String>> {
+        let path = self.path("split.parquet");
+        let split = ParquetReader::new(
+            std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?,
+        )
+        .finish()?;
+        Ok(split
+            .lazy()
+            .filter(col("role").eq(lit(role)))
+            .collect()?
+            .column("clip_id")?
+            .str()?
+            .into_iter()
+            .flatten()
+            .map(str::to_string)
+            .collect())
+    }
+
     /// Test predictions: ids, truth, prediction and one probability column per class.
     pub fn write_predictions(&self, p: &Predictions, path: Option<&Path>) -> Result<()> {
         let mut df = p.to_dataframe()?;
