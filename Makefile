@@ -79,6 +79,7 @@ report: setup
 	$(BIN) report --all --out results/report
 
 test: setup test-setup
+	python3 scripts/import_graph.py
 	cargo test --release
 
 BENCH_CORPUS ?= data/bench-cremad

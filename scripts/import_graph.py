@@ -3,7 +3,8 @@
 directly under `src/`): the circles (strongly connected components) and the imports that run from
 a lower layer of the data flow back up. The layers are those of docs/architecture.md.
 
-    python3 scripts/import_graph.py            # summary; exit status 1 on a circle
+    python3 scripts/import_graph.py            # summary; exit status 1 on a circle or an
+                                               # upward import
     python3 scripts/import_graph.py --edges    # every edge with the files that make it
 """
 import re
@@ -125,7 +126,7 @@ def main():
     if "--edges" in sys.argv:
         for (a, b), files in sorted(found.items()):
             print(f"{a} -> {b}: {', '.join(sorted(files))}")
-    sys.exit(1 if comps or unknown else 0)
+    sys.exit(1 if comps or unknown or upward else 0)
 
 
 if __name__ == "__main__":

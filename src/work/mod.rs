@@ -390,14 +390,7 @@ pub fn status_targets(names: &[String], results: Option<PathBuf>) -> Result<Vec<
     let results = results.unwrap_or_else(crate::config::results_dir);
     let mut targets: Vec<(PathBuf, Plan)> = Vec::new();
     let named = if names.is_empty() {
-        let mut names: Vec<String> = std::fs::read_dir(&results)
-            .map_err(|e| anyhow::anyhow!("cannot read results folder {}: {e}", results.display()))?
-            .flatten()
-            .filter(|e| e.path().is_dir() && e.file_name() != "report")
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+        experiment_folders(&results)?
     } else {
         names.to_vec()
     };
@@ -416,8 +409,19 @@ pub fn status_targets(names: &[String], results: Option<PathBuf>) -> Result<Vec<
         } else {
             let dir = results.join(x);
             if !dir.is_dir() {
+                let hint = experiment_folders(&results)
+                    .ok()
+                    .and_then(|names| {
+                        names
+                            .into_iter()
+                            .map(|n| (crate::config::edit_distance(x, &n), n))
+                            .filter(|(d, n)| *d <= 3.max(n.len() / 4))
+                            .min()
+                    })
+                    .map(|(_, n)| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
                 anyhow::bail!(
-                    "{x}: neither an experiment file nor a folder in {}",
+                    "{x}: neither an experiment file nor a folder in {}{hint}",
                     results.display()
                 );
             }
@@ -437,4 +441,54 @@ pub fn status_targets(names: &[String], results: Option<PathBuf>) -> Result<Vec<
 /// `results/<name>/` of an experiment.
 fn work_dir(exp: &Experiment) -> PathBuf {
     exp.results.join(&exp.name)
+}
+
+/// The experiment folders in `results` (every folder but `report`), sorted.
+fn experiment_folders(results: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(results).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read results folder {}: {e} (run from the folder that holds `results/`, set \
+             EMOLAB_RESULTS, or pass --results DIR)",
+            results.display()
+        )
+    })?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir() && e.file_name() != "report")
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_the_closest_experiment_folder_and_the_missing_results_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["emodb_functionals_svm", "demo", "report"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        let err = status_targets(
+            &["emodb_funtionals_svm".to_string()],
+            Some(dir.path().to_path_buf()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("did you mean `emodb_functionals_svm`?"), "{err}");
+        let err = status_targets(&["zzz".to_string()], Some(dir.path().to_path_buf()))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("did you mean"), "{err}");
+        // Empty experiment folders have no runs to show; `report` is not an experiment.
+        assert!(status_targets(&[], Some(dir.path().to_path_buf()))
+            .unwrap()
+            .is_empty());
+        let err = status_targets(&[], Some(dir.path().join("absent")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--results DIR"), "{err}");
+    }
 }
