@@ -313,7 +313,7 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
                 f.error.as_deref().unwrap_or("")
             );
         }
-        crate::results::write_summary(&v.results.join(&v.name))?;
+        crate::results::write_summary(&v.dir())?;
         variants.push((v, outcomes));
     }
     // Test clips of each corpus: all its clips with a shared label.

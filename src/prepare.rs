@@ -141,11 +141,6 @@ pub fn prepare_from(
         Some(keep) => {
             for l in keep {
                 if !present.contains(l) {
-                    let best = present
-                        .iter()
-                        .min_by_key(|p| crate::config::edit_distance(l, p))
-                        .cloned()
-                        .unwrap_or_default();
                     return Err(ConfigError {
                         file: exp.file.clone(),
                         key: Some("corpus.labels".into()),
@@ -154,8 +149,12 @@ pub fn prepare_from(
                             exp.corpus.target.name(),
                             present.iter().cloned().collect::<Vec<_>>().join(", ")
                         ),
-                        hint: (crate::config::edit_distance(l, &best) <= l.len() / 2 + 1)
-                            .then(|| format!("did you mean `{best}`?")),
+                        hint: crate::config::closest(
+                            l,
+                            present.iter().map(String::as_str),
+                            l.len() / 2 + 1,
+                        )
+                        .map(|b| format!("did you mean `{b}`?")),
                     }
                     .into());
                 }

@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Re-exported where tests and earlier callers look for them.
-pub use crate::prepare::{folds_for, prepare, Prepared};
-use crate::prepare::speaker_stats;
-use crate::results::CLASSICAL_MODEL;
-
 use anyhow::{bail, Context, Result};
+
+/// Re-exported where the integration tests look for them.
+pub use crate::prepare::{folds_for, prepare};
+use crate::prepare::{speaker_stats, Prepared};
+use crate::results::CLASSICAL_MODEL;
 
 use crate::corpus::ClipRecord;
 use crate::experiment::Experiment;
@@ -140,7 +140,7 @@ pub fn run_experiment(
                  replace them, or give this variant its own name: --set name={}_v2",
                 clashes.len(),
                 plan.len(),
-                exp.results.join(&exp.name).display(),
+                exp.dir().display(),
                 first.display(),
                 exp.name
             );
@@ -236,7 +236,7 @@ pub fn run_experiment(
     }
     if trial.is_none() {
         // Seeds of one split also give their average as an entry of its own.
-        for d in crate::ensemble::write_seed_ensembles(&exp.results.join(&exp.name), &exp.seeds)? {
+        for d in crate::ensemble::write_seed_ensembles(&exp.dir(), &exp.seeds)? {
             if opts.progress {
                 eprintln!("seed ensemble → {}", d.display());
             }

@@ -219,7 +219,7 @@ pub fn select(table: &DataFrame) -> Result<Option<usize>> {
 /// Write `results/<name>/sweep.parquet` from the complete runs of every trial.
 pub fn write_table(exp: &Experiment, trials: &[Trial]) -> Result<DataFrame> {
     let mut t = table(&exp.results, &exp.name, trials)?;
-    crate::util::atomic_write(&exp.results.join(&exp.name).join("sweep.parquet"), |w| {
+    crate::util::atomic_write(&exp.dir().join("sweep.parquet"), |w| {
         ParquetWriter::new(w).finish(&mut t)?;
         Ok(())
     })?;

@@ -6,7 +6,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 use super::*;
 
 /// A white → dark blue ramp (three stops, like matplotlib's "Blues").
-pub(crate) fn blend(t: f64) -> RGBColor {
+fn blend(t: f64) -> RGBColor {
     const STOPS: [(f64, f64, f64); 3] = [
         (247.0, 251.0, 255.0),
         (107.0, 174.0, 214.0),

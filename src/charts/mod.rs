@@ -12,8 +12,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 
 
-pub(crate) type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
-pub(crate) type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 mod bars;
 mod forest;
@@ -205,7 +205,7 @@ pub struct ChartError {
 
 pub type Result<T, E = ChartError> = std::result::Result<T, E>;
 
-pub(crate) fn chart_error(title: &str, e: Box<dyn std::error::Error>) -> ChartError {
+fn chart_error(title: &str, e: Box<dyn std::error::Error>) -> ChartError {
     ChartError {
         chart: title.to_string(),
         problem: e.to_string(),
@@ -213,7 +213,7 @@ pub(crate) fn chart_error(title: &str, e: Box<dyn std::error::Error>) -> ChartEr
 }
 
 /// Render into an SVG string of `w` × `h` pixels.
-pub(crate) fn svg(title: &str, w: u32, h: u32, draw: impl FnOnce(&Area) -> DrawResult) -> Result<String> {
+fn svg(title: &str, w: u32, h: u32, draw: impl FnOnce(&Area) -> DrawResult) -> Result<String> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (w, h)).into_drawing_area();
@@ -228,31 +228,31 @@ pub(crate) fn svg(title: &str, w: u32, h: u32, draw: impl FnOnce(&Area) -> DrawR
 
 /// plotters writes font sizes at about 0.8 of the size asked for; sizes here are the pixels
 /// wanted in the SVG.
-pub(crate) const FONT_SCALE: f64 = 1.25;
+const FONT_SCALE: f64 = 1.25;
 
-pub(crate) fn font<'a>(size: f64, color: &'a RGBColor, h: HPos, v: VPos) -> TextStyle<'a> {
+fn font<'a>(size: f64, color: &'a RGBColor, h: HPos, v: VPos) -> TextStyle<'a> {
     ("sans-serif", size * FONT_SCALE)
         .into_font()
         .color(color)
         .pos(Pos::new(h, v))
 }
 
-pub(crate) fn text(area: &Area, s: &str, at: (i32, i32), style: TextStyle) -> DrawResult {
+fn text(area: &Area, s: &str, at: (i32, i32), style: TextStyle) -> DrawResult {
     area.draw(&Text::new(s.to_string(), at, style))?;
     Ok(())
 }
 
-pub(crate) fn line(area: &Area, a: (i32, i32), b: (i32, i32), style: ShapeStyle) -> DrawResult {
+fn line(area: &Area, a: (i32, i32), b: (i32, i32), style: ShapeStyle) -> DrawResult {
     area.draw(&PathElement::new(vec![a, b], style))?;
     Ok(())
 }
 
-pub(crate) fn dashed(area: &Area, a: (i32, i32), b: (i32, i32), style: ShapeStyle) -> DrawResult {
+fn dashed(area: &Area, a: (i32, i32), b: (i32, i32), style: ShapeStyle) -> DrawResult {
     area.draw(&DashedPathElement::new(vec![a, b], 5, 3, style))?;
     Ok(())
 }
 
-pub(crate) fn title_text(area: &Area, title: &str, w: u32) -> DrawResult {
+fn title_text(area: &Area, title: &str, w: u32) -> DrawResult {
     text(
         area,
         title,
@@ -262,11 +262,11 @@ pub(crate) fn title_text(area: &Area, title: &str, w: u32) -> DrawResult {
 }
 
 /// Approximate width in pixels of `s` at 11 px (for laying out labels).
-pub(crate) fn text_width(s: &str, size: f64) -> i32 {
+fn text_width(s: &str, size: f64) -> i32 {
     (s.chars().count() as f64 * size * 0.56).ceil() as i32
 }
 
-pub(crate) fn shorten(s: &str, max: usize) -> String {
+fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {
@@ -277,7 +277,7 @@ pub(crate) fn shorten(s: &str, max: usize) -> String {
 }
 
 /// A legend column starting at (x, y).
-pub(crate) fn legend(area: &Area, items: &[(String, Mark)], x: i32, y: i32) -> DrawResult {
+fn legend(area: &Area, items: &[(String, Mark)], x: i32, y: i32) -> DrawResult {
     for (i, (label, mark)) in items.iter().enumerate() {
         let cy = y + i as i32 * 18;
         match *mark {
@@ -302,12 +302,12 @@ pub(crate) fn legend(area: &Area, items: &[(String, Mark)], x: i32, y: i32) -> D
     Ok(())
 }
 
-pub(crate) fn percent(v: f64) -> String {
+fn percent(v: f64) -> String {
     format!("{:.1}%", v * 100.0)
 }
 
 /// A titled plot area on two numeric axes (the line and scatter charts').
-pub(crate) fn cartesian<'a, 'b>(
+fn cartesian<'a, 'b>(
     area: &'a Area<'b>,
     title: &str,
     title_px: f64,
@@ -329,7 +329,7 @@ pub(crate) fn cartesian<'a, 'b>(
 }
 
 /// Grid, tick labels (`labels`: how many on x and y, formatted by `fmt`) and axis titles.
-pub(crate) fn mesh(
+fn mesh(
     chart: &mut Cartesian<'_, '_>,
     labels: (usize, usize),
     fmt: (&dyn Fn(&f64) -> String, &dyn Fn(&f64) -> String),

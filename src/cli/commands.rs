@@ -45,11 +45,7 @@ pub fn sweep(a: SweepArgs, progress: bool) -> Result<ExitCode> {
     if let Some(line) = sweep::selection_line(&table)? {
         println!("{line}");
     }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(exit(failed == 0))
 }
 
 /// Clips from a manifest (.parquet) or by scanning a folder (problems are reported and skipped).
@@ -66,81 +62,6 @@ pub fn load_clips(
             ..Default::default()
         },
     )
-}
-
-#[cfg(test)]
-mod help_tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    /// Every argument of every subcommand says what it is for (clap's own `--help` and
-    /// `--version` aside); hidden plumbing is exempt.
-    #[test]
-    fn every_argument_has_a_description() {
-        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
-            for a in cmd.get_arguments() {
-                let id = a.get_id().as_str();
-                if a.is_hide_set() || id == "help" || id == "version" {
-                    continue;
-                }
-                let empty = a
-                    .get_help()
-                    .map_or(true, |h| h.to_string().trim().is_empty());
-                if empty {
-                    missing.push(format!("{path} {id}"));
-                }
-            }
-            for s in cmd.get_subcommands() {
-                if s.get_name() == "help" || s.is_hide_set() {
-                    continue;
-                }
-                if s.get_about().is_none() {
-                    missing.push(format!("{path} {} (no description)", s.get_name()));
-                }
-                walk(s, &format!("{path} {}", s.get_name()), missing);
-            }
-        }
-        let mut missing = Vec::new();
-        walk(&Cli::command(), "emolab", &mut missing);
-        assert!(
-            missing.is_empty(),
-            "arguments without a description:\n{}",
-            missing.join("\n")
-        );
-    }
-
-    /// The README's command table and the CLI list the same top-level commands.
-    #[test]
-    fn readme_lists_every_command() {
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-        let cli: Vec<String> = Cli::command()
-            .get_subcommands()
-            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-            .map(|s| s.get_name().to_string())
-            .collect();
-        let missing: Vec<&String> = cli
-            .iter()
-            .filter(|c| !readme.contains(&format!("| `emolab {c}")))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "commands missing from the README: {missing:?}"
-        );
-        let listed: std::collections::BTreeSet<&str> = readme
-            .lines()
-            .filter_map(|l| l.strip_prefix("| `emolab "))
-            .filter_map(|l| l.split([' ', '`']).next())
-            .collect();
-        let unknown: Vec<&&str> = listed
-            .iter()
-            .filter(|c| !cli.iter().any(|k| k == **c))
-            .collect();
-        assert!(
-            unknown.is_empty(),
-            "README lists commands the CLI lacks: {unknown:?}"
-        );
-    }
 }
 
 /// Success or failure as the process's exit status.

@@ -62,17 +62,39 @@ pub fn missing_file_hint(file: &Path) -> Option<String> {
             parent.display()
         ));
     }
-    let best = std::fs::read_dir(parent)
+    let mut files: Vec<(PathBuf, String)> = std::fs::read_dir(parent)
         .ok()?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .filter_map(|p| {
             let s = p.file_stem()?.to_string_lossy().to_string();
-            Some((edit_distance(&stem, &s), p))
+            Some((p, s))
         })
-        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)))?;
-    (best.0 <= stem.len().max(3) / 3 + 1).then(|| format!("did you mean `{}`?", best.1.display()))
+        .collect();
+    files.sort();
+    let best = closest(
+        &stem,
+        files.iter().map(|(_, s)| s.as_str()),
+        stem.len().max(3) / 3 + 1,
+    )?;
+    let (path, _) = files.iter().find(|(_, s)| s == best)?;
+    Some(format!("did you mean `{}`?", path.display()))
+}
+
+/// The candidate closest to `given` by edit distance (the first of equally close ones), if it
+/// is at most `max` edits away: what every "did you mean" names.
+pub fn closest<'a>(
+    given: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    max: usize,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(given, c), c))
+        .min_by_key(|(d, _)| *d)
+        .filter(|(d, _)| *d <= max)
+        .map(|(_, c)| c)
 }
 
 /// Read and parse a YAML file into `T`.
@@ -130,12 +152,11 @@ static TICKED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"`([^`]*)`").unwra
 fn did_you_mean(message: &str) -> Option<String> {
     let c = UNKNOWN.captures(message)?;
     let given = &c[1];
-    let best = TICKED
+    let expected: Vec<&str> = TICKED
         .captures_iter(&c[2])
-        .map(|m| m[1].to_string())
-        .min_by_key(|cand| edit_distance(given, cand))?;
-    (edit_distance(given, &best) <= given.len().max(3) / 2 + 1)
-        .then(|| format!("did you mean `{best}`?"))
+        .map(|m| m.get(1).map_or("", |g| g.as_str()))
+        .collect();
+    closest(given, expected, given.len().max(3) / 2 + 1).map(|b| format!("did you mean `{b}`?"))
 }
 
 /// Levenshtein distance.

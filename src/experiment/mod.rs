@@ -406,6 +406,11 @@ impl Experiment {
     }
 
     /// An error about this experiment's `key`.
+    /// The experiment's folder of runs: `<results>/<name>/`.
+    pub fn dir(&self) -> PathBuf {
+        self.results.join(&self.name)
+    }
+
     pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
         err(&self.file, key, message)
     }

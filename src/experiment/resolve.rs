@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml::{Mapping, Value};
 
 use super::err;
-use crate::config::{edit_distance, merge, ConfigError};
+use crate::config::{closest, merge, ConfigError};
 use crate::models::ModelSpec;
 
 /// Where a pipeline file named in an experiment lies: as given (from the current folder), else
@@ -159,10 +159,8 @@ pub(super) fn resolve_model(tree: &mut Value, file: &Path) -> Result<String, Con
     let name = match &preset {
         Some(p) => {
             let spec = ModelSpec::preset(p).ok_or_else(|| {
-                let best = ModelSpec::all_presets()
-                    .into_iter()
-                    .min_by_key(|c| edit_distance(p, c))
-                    .expect("presets");
+                let presets = ModelSpec::all_presets();
+                let best = closest(p, presets.iter().copied(), usize::MAX).expect("presets");
                 ConfigError {
                     file: file.to_path_buf(),
                     key: Some("model.preset".into()),

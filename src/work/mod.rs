@@ -274,7 +274,7 @@ pub fn run_here(
         .iter()
         .filter(|o| o.status == crate::results::RunStatus::Running)
         .count();
-    let agg = crate::results::write_summary(&work_dir(exp))?;
+    let agg = crate::results::write_summary(&exp.dir())?;
     println!(
         "{}: {} runs ({} already complete, {} failed{}) → {}",
         exp.name,
@@ -286,7 +286,7 @@ pub fn run_here(
         } else {
             String::new()
         },
-        exp.results.join(&exp.name).display()
+        exp.dir().display()
     );
     println!("{}", crate::util::plain_table(&crate::results::pretty(&agg)?));
     for f in &failed {
@@ -371,8 +371,8 @@ pub fn collect(work: &Work) -> Result<()> {
             }
         }
         None => {
-            crate::ensemble::write_seed_ensembles(&work.exp_dir(), &exp.seeds)?;
-            let agg = crate::results::write_summary(&work_dir(exp))?;
+            crate::ensemble::write_seed_ensembles(&exp.dir(), &exp.seeds)?;
+            let agg = crate::results::write_summary(&exp.dir())?;
             println!("{}", crate::util::plain_table(&crate::results::pretty(&agg)?));
         }
     }
@@ -409,17 +409,14 @@ pub fn status_targets(names: &[String], results: Option<PathBuf>) -> Result<Vec<
         } else {
             let dir = results.join(x);
             if !dir.is_dir() {
-                let hint = experiment_folders(&results)
-                    .ok()
-                    .and_then(|names| {
-                        names
-                            .into_iter()
-                            .map(|n| (crate::config::edit_distance(x, &n), n))
-                            .filter(|(d, n)| *d <= 3.max(n.len() / 4))
-                            .min()
-                    })
-                    .map(|(_, n)| format!("; did you mean `{n}`?"))
-                    .unwrap_or_default();
+                let folders = experiment_folders(&results).unwrap_or_default();
+                let hint = crate::config::closest(
+                    x,
+                    folders.iter().map(String::as_str),
+                    x.len().max(3) / 2 + 1,
+                )
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
                 anyhow::bail!(
                     "{x}: neither an experiment file nor a folder in {}{hint}",
                     results.display()
@@ -436,11 +433,6 @@ pub fn status_targets(names: &[String], results: Option<PathBuf>) -> Result<Vec<
         }
     }
     Ok(targets)
-}
-
-/// `results/<name>/` of an experiment.
-fn work_dir(exp: &Experiment) -> PathBuf {
-    exp.results.join(&exp.name)
 }
 
 /// The experiment folders in `results` (every folder but `report`), sorted.

@@ -112,7 +112,7 @@ pub struct Work {
 
 impl Work {
     pub fn exp_dir(&self) -> PathBuf {
-        self.exp.results.join(&self.exp.name)
+        self.exp.dir()
     }
 
     /// The trials (a plain experiment is one trial without an id).
