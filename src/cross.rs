@@ -253,7 +253,12 @@ pub fn cross(exps: &[Experiment], name: &str, force: bool, progress: bool) -> Re
     let mut preps = Vec::new();
     for e in exps {
         let all = crate::prepare::load_corpus(e, &e.corpus.path, progress)?;
-        preps.push(crate::prepare::prepare_from(e, all.clone(), progress, false)?);
+        preps.push(crate::prepare::prepare_from(
+            e,
+            all.clone(),
+            progress,
+            false,
+        )?);
         scans.push(all);
     }
     let classes: Vec<Vec<String>> = preps.iter().map(|p| p.classes.clone()).collect();

@@ -179,7 +179,8 @@ pub fn write_fused(
         .iter()
         .map(|r| {
             let p = r.path(crate::results::VAL_PREDICTIONS);
-            p.exists().then(|| crate::results::read_predictions(&p, &classes))
+            p.exists()
+                .then(|| crate::results::read_predictions(&p, &classes))
         })
         .collect::<Option<Result<Vec<_>>>>()
         .transpose()?;
@@ -318,8 +319,7 @@ pub fn run_fusion(
     let mut tree: serde_yaml::Value = serde_yaml::from_str(&text)
         .with_context(|| format!("{}: not a valid ensemble file", file.display()))?;
     for a in sets {
-        crate::config::apply_set(&mut tree, a)
-            .map_err(|e| anyhow::anyhow!("--set {a}: {e}"))?;
+        crate::config::apply_set(&mut tree, a).map_err(|e| anyhow::anyhow!("--set {a}: {e}"))?;
     }
     let spec: FusionSpec = serde_yaml::from_value(tree).with_context(|| {
         format!(

@@ -180,7 +180,10 @@ pub enum Subject<'a> {
     /// A classical model fitted on the training clips, with the validation vectors.
     Classical(&'a ValidationProbe),
     /// A network trained on clip vectors, with the validation clips.
-    Network { model: &'a Trained, val: &'a Dataset },
+    Network {
+        model: &'a Trained,
+        val: &'a Dataset,
+    },
 }
 
 /// Permutation importance of `subject` on its validation clips: `(mean, std)` UA drop per

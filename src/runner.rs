@@ -386,14 +386,8 @@ pub fn run_one(
     let group_cols = groups.as_ref().map(|(_, g)| g.as_slice());
     let (fit, parameters) = match exp.model.classical() {
         Some(spec) => {
-            let (fit, probe) = train::classical::fit(
-                &spec,
-                &prep.classes,
-                &train_ds,
-                &val_ds,
-                &test_ds,
-                &cfg,
-            )?;
+            let (fit, probe) =
+                train::classical::fit(&spec, &prep.classes, &train_ds, &val_ds, &test_ds, &cfg)?;
             fit.model.save(&dir.path(CLASSICAL_MODEL))?;
             let timer = Instant::now();
             let mut fit = fit;

@@ -12,9 +12,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cluster::slurm::{JobState, Jobs, Role};
-use crate::work::Plan;
 use crate::results::{RunDir, RunStatus};
 use crate::train::checkpoint::read_progress;
+use crate::work::Plan;
 
 /// Where one run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]

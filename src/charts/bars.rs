@@ -135,4 +135,3 @@ pub fn bars(c: &BarChart) -> Result<String> {
         Ok(())
     })
 }
-

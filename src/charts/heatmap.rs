@@ -98,4 +98,3 @@ pub fn heatmap(hm: &Heatmap) -> Result<String> {
         Ok(())
     })
 }
-

@@ -121,4 +121,3 @@ pub fn lines(c: &LineChart) -> Result<String> {
         Ok(())
     })
 }
-

@@ -10,8 +10,6 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-
-
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 

@@ -82,4 +82,3 @@ pub fn scatter(c: &Scatter) -> Result<String> {
 
 /// Groups named in a scatter plot's legend.
 pub const SCATTER_LEGEND: usize = 24;
-

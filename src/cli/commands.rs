@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use emolab::corpus::{self, Format, ScanOptions};
-use emolab::work::{self, Kind, Work};
 use emolab::sweep;
+use emolab::work::{self, Kind, Work};
 
 use super::*;
 

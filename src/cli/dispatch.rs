@@ -151,7 +151,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(code) = cluster_mode(&work, &a.cluster, progress)? {
                 return Ok(code);
             }
-            return Ok(exit(work::run_here(&work.exp, Some(&work), a.force, progress)?));
+            return Ok(exit(work::run_here(
+                &work.exp,
+                Some(&work),
+                a.force,
+                progress,
+            )?));
         }
         Command::Status(a) => return status(a),
         Command::Cross {

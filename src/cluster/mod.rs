@@ -19,13 +19,7 @@ pub fn submit(work: &Work, dry_run: bool) -> Result<()> {
     let plan = work.plan(None)?;
     plan.write(&dir)?;
     let spec = exp.slurm.clone().unwrap_or_default();
-    let sub = slurm::submit(
-        &plan,
-        &spec,
-        &dir,
-        exp.pipeline.encoder.is_some(),
-        dry_run,
-    )?;
+    let sub = slurm::submit(&plan, &spec, &dir, exp.pipeline.encoder.is_some(), dry_run)?;
     println!(
         "{}: {} runs: {} complete, {} pending or running in Slurm, {} to submit",
         exp.name,

@@ -17,8 +17,8 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::work::Plan;
 use crate::experiment::SlurmSpec;
+use crate::work::Plan;
 
 /// What went wrong talking to Slurm.
 #[derive(Debug, thiserror::Error)]

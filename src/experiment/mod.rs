@@ -28,16 +28,16 @@ mod slurm;
 
 pub use slurm::SlurmSpec;
 
-use checks::{check_finetune, check_protocol, check_sweep, prefix_key};
-use resolve::{resolve_fold_file, resolve_model, resolve_pipeline};
-use crate::config::{apply_set, expand_env, locate, read_tree, set_path, ConfigError};
 /// Experiment files merge as every YAML tree does ([`crate::config::merge`]).
 pub use crate::config::merge;
+use crate::config::{apply_set, expand_env, locate, read_tree, set_path, ConfigError};
 use crate::corpus::Format;
 use crate::features::Pipeline;
 use crate::models::ModelSpec;
 use crate::split::Protocol;
 use crate::train::FitConfig;
+use checks::{check_finetune, check_protocol, check_sweep, prefix_key};
+use resolve::{resolve_fold_file, resolve_model, resolve_pipeline};
 
 /// What a model learns to predict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

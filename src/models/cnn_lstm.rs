@@ -70,7 +70,11 @@ impl CnnLstm {
             );
             convs.push(ConvBlock {
                 conv,
-                bn: Some(nn::batch_norm2d(p / format!("bn{i}"), c, Default::default())),
+                bn: Some(nn::batch_norm2d(
+                    p / format!("bn{i}"),
+                    c,
+                    Default::default(),
+                )),
                 pool: [2, 2],
                 shrink: 0,
             });

@@ -108,7 +108,11 @@ impl Crnn {
                         ..Default::default()
                     },
                 ),
-                bn: Some(nn::batch_norm2d(p / format!("bn{i}"), c, Default::default())),
+                bn: Some(nn::batch_norm2d(
+                    p / format!("bn{i}"),
+                    c,
+                    Default::default(),
+                )),
                 pool,
                 shrink: 0,
             });

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 
 use polars::prelude::DataFrame;
 
-use crate::charts::{palette, Mark, Reference};
 use super::load::Loaded;
 use super::tables::{bool_col, f64_col, opt_str_col, str_col, u64_col, Tables};
 use super::{plural, ReportOptions, Result};
+use crate::charts::{palette, Mark, Reference};
 
 /// A whole report.
 #[derive(Debug, Clone)]

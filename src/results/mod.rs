@@ -282,7 +282,8 @@ impl RunDir {
     pub fn split_ids(&self, role: &str) -> Result<std::collections::HashSet<String>> {
         let path = self.path("split.parquet");
         let split = ParquetReader::new(
-            std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?,
+            std::fs::File::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?,
         )
         .finish()?;
         Ok(split

@@ -205,32 +205,35 @@ pub fn fit(
         y: y_all,
     };
     let t = crate::calibration::fit_temperature(&vp, &val.labels);
-    Ok((FitResult {
-        best_epoch: 1,
-        history,
-        test: test_metrics,
-        test_pred,
-        test_probs,
-        val_probs: vp.clone(),
-        // Fitted on the validation speakers' probabilities from the model fitted on the
-        // training speakers (the refitted model has seen the validation clips).
-        temperature: t,
-        abstain_entropy: crate::calibration::entropy_threshold(
-            &crate::calibration::scale_all(&vp, t),
-            crate::calibration::ABSTAIN_COVERAGE,
-        ),
-        importance: None,
-        model: ClassicalTrained {
-            spec: spec.clone(),
-            class_names: class_names.to_vec(),
-            n_features: train.n_features,
-            norm,
-            normalize: cfg.normalize,
-            estimator: model,
-            saved,
-            info: Some(info),
+    Ok((
+        FitResult {
+            best_epoch: 1,
+            history,
+            test: test_metrics,
+            test_pred,
+            test_probs,
+            val_probs: vp.clone(),
+            // Fitted on the validation speakers' probabilities from the model fitted on the
+            // training speakers (the refitted model has seen the validation clips).
+            temperature: t,
+            abstain_entropy: crate::calibration::entropy_threshold(
+                &crate::calibration::scale_all(&vp, t),
+                crate::calibration::ABSTAIN_COVERAGE,
+            ),
+            importance: None,
+            model: ClassicalTrained {
+                spec: spec.clone(),
+                class_names: class_names.to_vec(),
+                n_features: train.n_features,
+                norm,
+                normalize: cfg.normalize,
+                estimator: model,
+                saved,
+                info: Some(info),
+            },
         },
-    }, probe))
+        probe,
+    ))
 }
 
 impl ClassicalTrained {

@@ -15,10 +15,10 @@
 
 pub mod checkpoint;
 pub mod classical;
+mod config;
 pub mod data;
 pub mod device;
 pub mod optim;
-mod config;
 mod scorer;
 mod trained;
 
@@ -33,12 +33,12 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::metrics::{self, Metrics};
 use crate::models::{Input, Model, ModelError, ModelSpec, L2_GROUP};
-pub use config::{FitConfig, SpecAugment};
-use scorer::Scorer;
-pub use trained::Trained;
 use checkpoint::{load_checkpoint, save_checkpoint, CheckpointState};
+pub use config::{FitConfig, SpecAugment};
 pub use data::{Dataset, NormMode, Normalizer, SpeakerStats, WindowAverage, WindowSpec};
 pub use device::{Autocast, DeviceChoice, Precision};
+use scorer::Scorer;
+pub use trained::Trained;
 
 pub use crate::results::EpochStats;
 

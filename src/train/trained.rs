@@ -164,7 +164,9 @@ impl Trained {
     /// its input.
     pub fn embed(&self, ds: &Dataset) -> Result<Vec<Vec<f32>>, TrainError> {
         self.on_input(ds, |ds| {
-            let means = self.scorer().clip_means(ds, |m, x, l| m.embed(x, l, false))?;
+            let means = self
+                .scorer()
+                .clip_means(ds, |m, x, l| m.embed(x, l, false))?;
             Ok(means
                 .into_iter()
                 .map(|v| v.into_iter().map(|x| x as f32).collect())

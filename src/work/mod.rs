@@ -288,7 +288,10 @@ pub fn run_here(
         },
         exp.dir().display()
     );
-    println!("{}", crate::util::plain_table(&crate::results::pretty(&agg)?));
+    println!(
+        "{}",
+        crate::util::plain_table(&crate::results::pretty(&agg)?)
+    );
     for f in &failed {
         eprintln!(
             "failed: {}: {}",
@@ -322,7 +325,10 @@ pub fn run_fusion(file: &Path, sets: &[String]) -> Result<bool> {
         left_out.len(),
         dir.display()
     );
-    println!("{}", crate::util::plain_table(&crate::results::pretty(&agg)?));
+    println!(
+        "{}",
+        crate::util::plain_table(&crate::results::pretty(&agg)?)
+    );
     Ok(!written.is_empty())
 }
 
@@ -373,7 +379,10 @@ pub fn collect(work: &Work) -> Result<()> {
         None => {
             crate::ensemble::write_seed_ensembles(&exp.dir(), &exp.seeds)?;
             let agg = crate::results::write_summary(&exp.dir())?;
-            println!("{}", crate::util::plain_table(&crate::results::pretty(&agg)?));
+            println!(
+                "{}",
+                crate::util::plain_table(&crate::results::pretty(&agg)?)
+            );
         }
     }
     Ok(())
@@ -469,7 +478,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("did you mean `emodb_functionals_svm`?"), "{err}");
+        assert!(
+            err.contains("did you mean `emodb_functionals_svm`?"),
+            "{err}"
+        );
         let err = status_targets(&["zzz".to_string()], Some(dir.path().to_path_buf()))
             .unwrap_err()
             .to_string();

@@ -20,9 +20,9 @@ pub mod logistic;
 mod smo;
 pub mod svm;
 
+use crate::results::ModelSize;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
-use crate::results::ModelSize;
 
 /// Errors of the classical estimators.
 #[derive(Debug, thiserror::Error)]

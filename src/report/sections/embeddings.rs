@@ -1,8 +1,8 @@
 //! Embedding maps: whether a model's penultimate layer groups the held-out clips by emotion or
 //! by speaker (silhouettes per run, and a 2-D PCA map of one run per entry).
 
-use crate::charts::{categorical, PointGroup, Scatter};
 use super::prelude::*;
+use crate::charts::{categorical, PointGroup, Scatter};
 
 impl Builder<'_> {
     pub(in crate::report) fn embeddings(&mut self) -> Result<Section> {

@@ -25,9 +25,6 @@ pub(in crate::report) mod prelude {
 
     pub(in crate::report) use polars::prelude::DataFrame;
 
-    pub(in crate::report) use crate::charts::{
-        self, palette, Bar, BarChart, Heatmap, Interval, LineChart, Mark, Series,
-    };
     pub(in crate::report) use super::super::document::{
         count, crema_references, legend_for, mean_sd, pct, pm, Block, Builder, Chart, Entry,
         Section, Table,
@@ -36,6 +33,9 @@ pub(in crate::report) mod prelude {
         bool_col, f64_col, opt_str_col, rows_where, str_col, u64_col, value_columns,
     };
     pub(in crate::report) use super::super::{ReportOptions, Result};
+    pub(in crate::report) use crate::charts::{
+        self, palette, Bar, BarChart, Heatmap, Interval, LineChart, Mark, Series,
+    };
 }
 
 use prelude::*;

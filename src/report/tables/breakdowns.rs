@@ -10,7 +10,10 @@ use super::super::load::Loaded;
 use super::super::{Result, TableContext};
 use super::*;
 
-pub(super) fn per_class(loaded: &Loaded, leaderboard: &DataFrame) -> Result<(DataFrame, DataFrame)> {
+pub(super) fn per_class(
+    loaded: &Loaded,
+    leaderboard: &DataFrame,
+) -> Result<(DataFrame, DataFrame)> {
     let (mut entry, mut run, mut label) = (Vec::new(), Vec::new(), Vec::new());
     let (mut p, mut r, mut f, mut support) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for x in &loaded.runs {

@@ -378,7 +378,11 @@ fn leaderboard(runs: &DataFrame, loaded: &Loaded) -> Result<DataFrame> {
 }
 
 /// Left-join `df` onto the leaderboard's entry order (entries missing from `df` are dropped).
-pub(super) fn in_leaderboard_order(df: DataFrame, leaderboard: &DataFrame, name: &str) -> Result<DataFrame> {
+pub(super) fn in_leaderboard_order(
+    df: DataFrame,
+    leaderboard: &DataFrame,
+    name: &str,
+) -> Result<DataFrame> {
     leaderboard
         .clone()
         .lazy()
